@@ -1,0 +1,98 @@
+"""The ``flowzero`` command line: global options, plugin commands, and one place where errors become one line."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import click
+
+from flowzero import __version__, plugins
+from flowzero.cli.context import AppContext
+from flowzero.errors import FlowzeroError
+
+
+class FlowzeroGroup(click.Group):
+    """A group that turns every error into one line on stderr and an exit status, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except FlowzeroError as exc:
+            _fail(ctx, exc.message, exc.hint, exc.exit_code, exc)
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            ctx.exit(130)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as exc:  # the last line of defence: still one line
+            from flowzero.redact import redact
+
+            _fail(ctx, f"unexpected {type(exc).__name__}: {redact(str(exc))}",
+                  "rerun with --debug for details and report it", 1, exc)
+
+
+def _fail(ctx: click.Context, message: str, hint: str | None, code: int, exc: BaseException) -> None:
+    app = ctx.find_object(AppContext)
+    if app is not None and app.debug:
+        import traceback
+
+        from flowzero.redact import redact
+
+        click.echo(redact("".join(traceback.format_exception(type(exc), exc, exc.__traceback__))), err=True)
+    line = f"Error: {message}"
+    if hint:
+        line += f" (hint: {hint})"
+    click.echo(line, err=True)
+    ctx.exit(code)
+
+
+@click.group(cls=FlowzeroGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="flowzero")
+@click.option("--config", "config_path", metavar="PATH", help="Config file (default: $FLOWZERO_CONFIG or ./config.yaml).")
+@click.option("--api-key", envvar=None, metavar="KEY", help="Planet API key (default: $PL_API_KEY).")
+@click.option("--database-path", metavar="PATH", help="SQLite order database (overrides database_path).")
+@click.option("--debug", is_flag=True, help="Verbose logs and tracebacks (secrets stay redacted).")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors and the final result.")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, api_key: str | None, database_path: str | None,
+        debug: bool, quiet: bool) -> None:
+    """flowzero: Planet imagery for your AOIs, ordered once, delivered verified to S3 or a folder.
+
+    \b
+    Exit status: 0 success, 1 error (or a failed order/file), 2 bad input, 130 interrupted.
+    """
+    ctx.obj = AppContext(config_path=config_path, api_key=api_key, database_path=database_path,
+                         debug=debug, quiet=quiet)
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if debug:
+        from flowzero.redact import install_log_redaction
+
+        install_log_redaction()
+
+
+# Core command modules (flowzero/cli/<name>.py), each with ``register(cli)``. They import only click at the top
+# so that `flowzero --help` stays fast; heavy libraries are imported inside the commands.
+CORE_COMMAND_MODULES = ("config_cmd", "plugins_cmd")
+
+
+def _add_core_commands() -> None:
+    import importlib
+
+    for name in CORE_COMMAND_MODULES:
+        importlib.import_module(f"flowzero.cli.{name}").register(cli)
+
+
+_add_core_commands()
+plugins.call_each("register_commands", cli=cli)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="flowzero")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

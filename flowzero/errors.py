@@ -1,0 +1,55 @@
+"""One exception hierarchy, caught once at the CLI's edge and shown as a single line with a hint."""
+
+from __future__ import annotations
+
+
+class FlowzeroError(Exception):
+    """An error the user can act on: ``message`` says what went wrong, ``hint`` how to fix it."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(FlowzeroError):
+    """The configuration file or a setting is invalid."""
+
+
+class UsageError(FlowzeroError):
+    """A command was given input it cannot use (bad date, missing column, unknown id...)."""
+
+    exit_code = 2
+
+
+class StorageError(FlowzeroError):
+    """The order store cannot be opened or written."""
+
+
+class PluginError(FlowzeroError):
+    """A requested plugin (downloader, provider, storage backend) is not available."""
+
+
+class AOIError(UsageError):
+    """An area of interest cannot be read or is not a valid polygon."""
+
+
+class PlanetError(FlowzeroError):
+    """Planet (or the sandbox) answered with an error or could not be reached."""
+
+    def __init__(self, message: str, hint: str | None = None, status_code: int | None = None) -> None:
+        super().__init__(message, hint)
+        self.status_code = status_code
+
+
+class AuthError(PlanetError):
+    """The API key is missing or was rejected."""
+
+
+class TransferError(FlowzeroError):
+    """A file could not be downloaded, verified or written."""

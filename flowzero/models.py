@@ -1,0 +1,73 @@
+"""Small dataclasses that cross layers: orders, scenes, transfer jobs and their results."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+# Planet's order states; the last four are final.
+ORDER_STATES = ("queued", "running", "success", "partial", "failed", "cancelled")
+FINAL_STATES = frozenset({"success", "partial", "failed", "cancelled"})
+
+
+@dataclass
+class Order:
+    """One recorded order, as the order store keeps it."""
+
+    order_id: str
+    aoi_name: str
+    order_type: str = "PSScope"
+    batch_id: Optional[str] = None
+    start_date: Optional[str] = None
+    end_date: Optional[str] = None
+    status: str = "queued"
+    num_bands: Optional[str] = None
+    product_bundle: Optional[str] = None
+    clipped: bool = True
+    aoi_area_sqkm: Optional[float] = None
+    scenes_selected: Optional[int] = None
+    scenes_found: Optional[int] = None
+    quota_hectares: Optional[float] = None
+    batch_order: bool = False
+    mosaic_name: Optional[str] = None
+    order_name: Optional[str] = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    created_at: Optional[str] = None
+    updated_at: Optional[str] = None
+
+
+@dataclass
+class Scene:
+    """One PlanetScope search result with its coverage of the AOI (0-100 %)."""
+
+    id: str
+    acquired: str
+    cloud_cover: float
+    coverage_pct: float
+    geometry: dict[str, Any] = field(default_factory=dict, repr=False)
+    properties: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+@dataclass
+class TransferJob:
+    """One file to move: from a (tokenised) source URL to a destination key or path, with what to verify."""
+
+    url: str
+    destination: str
+    size: Optional[int] = None
+    md5: Optional[str] = None
+    sha256: Optional[str] = None
+    name: str = ""
+
+
+@dataclass
+class TransferResult:
+    """What happened to one :class:`TransferJob`."""
+
+    job: TransferJob
+    ok: bool
+    skipped: bool = False
+    bytes: int = 0
+    seconds: float = 0.0
+    digest: Optional[str] = None
+    error: Optional[str] = None

@@ -1,0 +1,57 @@
+"""Developer sessions: `nox -s tests`, `nox -s lint`, `nox -s bench`.
+
+The virtualenv is reused between runs, and the package (with its Rust extension) is reinstalled only when the
+files that shape the build change, so a test run does not rebuild the extension needlessly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import nox
+
+nox.options.reuse_existing_virtualenvs = True
+nox.options.sessions = ["lint", "tests"]
+
+ROOT = Path(__file__).parent
+PLUGINS = sorted(str(p) for p in (ROOT / "plugins").glob("*/pyproject.toml"))
+BUILD_INPUTS = ["pyproject.toml", "Cargo.toml", "Cargo.lock", *PLUGINS]
+
+
+def _build_fingerprint() -> str:
+    digest = hashlib.sha256()
+    paths = [ROOT / p for p in BUILD_INPUTS] + sorted((ROOT / "flowzero_fast").rglob("*.rs"))
+    for path in paths:
+        if path.is_file():
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def install_project(session: nox.Session) -> None:
+    """Editable install of flowzero and the in-repo plugins, skipped when nothing that affects the build changed."""
+    stamp = Path(session.virtualenv.location) / ".flowzero-build"
+    fingerprint = _build_fingerprint()
+    if stamp.is_file() and stamp.read_text() == fingerprint:
+        session.log("flowzero already installed from these sources; skipping the rebuild")
+        return
+    session.install("-e", ".[test]")
+    for plugin in PLUGINS:
+        session.install("-e", str(Path(plugin).parent))
+    stamp.write_text(fingerprint)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The whole test suite (pytest, plus `cargo test` for the Rust core's pure parts)."""
+    install_project(session)
+    session.run("cargo", "test", "--quiet", "--lib", "--no-default-features", external=True)
+    session.run("pytest", *(session.posargs or ["-q"]))
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff over the Python sources."""
+    session.install("ruff")
+    session.run("ruff", "check", ".")
