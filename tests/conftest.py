@@ -1,0 +1,19 @@
+"""Shared test setup: every test runs with a private HOME and no real secrets or config in the environment.
+
+Fixtures shared across test files live in tests/fixtures/<area>.py and are listed in ``pytest_plugins``.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+pytest_plugins: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    for name in ("PL_API_KEY", "FLOWZERO_CONFIG", "FLOWZERO_DATABASE_PATH", "FLOWZERO_DATABASE_URL",
+                 "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "FLOWZERO_LOAD_PLUGINS"):
+        monkeypatch.delenv(name, raising=False)
