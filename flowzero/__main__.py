@@ -1,0 +1,5 @@
+"""`python -m flowzero` runs the CLI."""
+
+from flowzero.cli import main
+
+main()
