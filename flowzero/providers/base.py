@@ -1,0 +1,78 @@
+"""What an imagery provider plugin is: a class registered through ``register_providers``.
+
+A provider turns an AOI and a request (dates, bands, a mosaic...) into :class:`PlannedOrder` objects;
+placing them exactly once is the job of :mod:`flowzero.ordering.submit`, the same for every provider. The
+commands look providers up by name (``flowzero.plugins.get("providers", "psscope")``), never by import.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import TYPE_CHECKING, Any, ClassVar, Optional, Protocol
+
+from flowzero.models import Scene
+
+if TYPE_CHECKING:
+    from flowzero.config import Config
+    from flowzero.ordering.plan import PlannedOrder
+
+
+class Provider(Protocol):
+    """Every provider: a name (its key in the registry), a description, and the order type it records."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    order_type: ClassVar[str]
+
+    def __init__(self, client: Any, config: Config) -> None: ...
+
+
+@dataclass
+class SceneSearch:
+    """The outcome of a scene search over one AOI and date range, before anything is ordered."""
+
+    aoi_name: str
+    area_sqkm: float
+    start: date
+    end: date
+    cadence: str
+    num_bands: str
+    asset: str
+    product_bundle: str
+    found: int  # search results (all pages)
+    eligible: int  # of which cover at least downloads.min_coverage_pct of the AOI
+    selected: list[Scene] = field(default_factory=list)
+    clip: Optional[dict[str, Any]] = field(default=None, repr=False)  # the geometry orders are clipped to
+
+    @property
+    def quota_hectares(self) -> float:
+        from flowzero.selection import quota_hectares
+
+        return quota_hectares(self.area_sqkm, len(self.selected))
+
+
+class SceneProvider(Provider, Protocol):
+    """A provider of individual scenes (PSScope): search and select, then plan orders for the selection."""
+
+    def search(self, aoi: Any, start: date, end: date, *, cadence: str = "daily",
+               num_bands: str = "four_bands", bundle: str | None = None) -> SceneSearch:
+        """Search every page, drop scenes under the minimum coverage, keep the best per cadence interval."""
+        ...
+
+    def plan(self, search: SceneSearch, *, batch_id: str | None = None,
+             suffix: str | None = None) -> list[PlannedOrder]:
+        """The orders (split at Planet's item limit) that would deliver ``search.selected``."""
+        ...
+
+
+class MosaicProvider(Provider, Protocol):
+    """A provider of ready-made mosaics (Basemaps): list them, plan an order of one over an AOI."""
+
+    def list_mosaics(self, start: date, end: date, name_contains: str | None = None) -> list[dict[str, Any]]:
+        """Mosaics whose first acquisition falls within ``start..end``, all pages."""
+        ...
+
+    def plan(self, aoi: Any, mosaic_name: str, *, suffix: str | None = None) -> list[PlannedOrder]:
+        """The order of ``mosaic_name`` clipped to ``aoi``."""
+        ...
