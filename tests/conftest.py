@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-pytest_plugins: list[str] = []
+pytest_plugins: list[str] = ["tests.fixtures.s3", "tests.fixtures.fileserver"]
 
 
 @pytest.fixture(autouse=True)
