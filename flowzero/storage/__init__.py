@@ -1,0 +1,102 @@
+"""The order store: every order flowzero placed, and the intents that keep it from ordering twice.
+
+Backends are plugins (``register_storage_backends``); ``storage.backend`` picks one, ``sqlite`` by default.
+:func:`open_store` is the only way the rest of flowzero gets a store, so it never names a backend class.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar, Optional, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from flowzero.config import Config
+    from flowzero.models import Order
+
+# Orders in these states still count as "already ordered" when deciding whether to order again.
+NOT_REORDERABLE_STATES = ("queued", "running", "success", "partial")
+PENDING_STATES = ("queued", "running")
+
+
+@runtime_checkable
+class OrderStore(Protocol):
+    """What a storage backend provides: built as ``cls(config)``; ``storage.backend`` selects its ``name``.
+
+    Every method is safe to call from several processes on the same store; writes are never lost.
+    """
+
+    name: ClassVar[str]
+
+    def save_order(self, order: Order) -> None:
+        """Insert or replace the order (upsert by ``order_id``); ``created_at`` of an existing row is kept."""
+
+    def get_order(self, order_id: str) -> Optional[Order]:
+        """The order, or None."""
+
+    def order_exists(self, order_id: str) -> bool:
+        """Whether an order with this id is recorded."""
+
+    def find_existing_order(self, aoi_name: str, start_date: Optional[str], end_date: Optional[str],
+                            product_bundle: Optional[str] = None,
+                            order_type: Optional[str] = None) -> Optional[Order]:
+        """The newest order for this AOI and date range that is not failed or cancelled, or None."""
+
+    def has_completed_order(self, aoi_name: str, start_date: Optional[str], end_date: Optional[str]) -> bool:
+        """Whether an order for this AOI and date range finished with status ``success``."""
+
+    def get_batch_orders(self, batch_id: str) -> list[Order]:
+        """The orders of one batch, by start date."""
+
+    def update_order_status(self, order_id: str, status: str,
+                            metadata: Optional[dict[str, Any]] = None) -> bool:
+        """Set the status (and ``updated_at``), merging ``metadata`` keys into the stored metadata.
+
+        Returns False when no such order is recorded.
+        """
+
+    def get_orders_by_status(self, status: str) -> list[Order]:
+        """Orders in one state, oldest first."""
+
+    def get_stats(self) -> dict[str, Any]:
+        """Totals: orders by status and by order type, quota hectares, scenes, batches, AOIs."""
+
+    def list_orders(self, status: Optional[str] = None, batch_id: Optional[str] = None,
+                    aoi_name: Optional[str] = None) -> list[Order]:
+        """Orders matching every given filter, oldest first."""
+
+    def list_batches(self) -> list[dict[str, Any]]:
+        """One summary dict per batch id: AOIs, order count, date span, statuses, quota, scenes."""
+
+    def record_intent(self, order_name: str, details: dict[str, Any]) -> None:
+        """Note that an order named ``order_name`` is about to be placed (call before POSTing it).
+
+        Recording a name again makes it pending again with the new details.
+        """
+
+    def pending_intents(self) -> list[dict[str, Any]]:
+        """Unresolved intents, oldest first: ``{"order_name", "details", "created_at"}``."""
+
+    def resolve_intent(self, order_name: str, order_id: Optional[str]) -> bool:
+        """Mark an intent done with the order Planet created (or None if none was); False if unknown."""
+
+    def close(self) -> None:
+        """Release the connection."""
+
+
+def open_store(config: Config) -> OrderStore:
+    """The store chosen by ``config.storage.backend``, ready to use (SQLite: migrated).
+
+    The default ``sqlite`` backend is always available, even when ``FLOWZERO_LOAD_PLUGINS`` leaves its entry
+    point out, so a restricted plugin set never loses the order log.
+    """
+    from flowzero import plugins
+
+    backend = config.storage.backend or "sqlite"
+    if backend == "sqlite" and backend not in plugins.storage_backends():
+        from flowzero.storage.sqlite import SqliteOrderStore
+
+        return SqliteOrderStore(config)
+    cls = plugins.get("storage_backends", backend)
+    return cls(config)  # type: ignore[no-any-return]
+
+
+__all__ = ["NOT_REORDERABLE_STATES", "PENDING_STATES", "OrderStore", "open_store"]
