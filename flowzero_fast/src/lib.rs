@@ -3,6 +3,12 @@
 //! Pure logic lives in modules that compile without Python (`cargo test --no-default-features`);
 //! the `python` feature adds the PyO3 bindings.
 
+pub mod digest;
+pub mod location;
+pub mod plan;
+pub mod retry;
+pub mod sigv4;
+
 #[cfg(feature = "python")]
 mod python {
     use pyo3::prelude::*;

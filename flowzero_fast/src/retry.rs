@@ -1,0 +1,129 @@
+//! Retry policy: which failures are worth another try, and how long to wait (exponential backoff, jitter).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Up to `max_retries` further attempts, waiting about `base * 2^attempt` (at most `cap`) between them.
+#[derive(Clone, Copy, Debug)]
+pub struct RetryPolicy {
+    pub max_retries: u32,
+    pub base: Duration,
+    pub cap: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy { max_retries: 5, base: Duration::from_millis(250), cap: Duration::from_secs(20) }
+    }
+}
+
+impl RetryPolicy {
+    /// Whether failure number `failures` (1 for the first) may be followed by another attempt.
+    pub fn allows(&self, failures: u32) -> bool {
+        failures <= self.max_retries
+    }
+
+    /// The ceiling of the wait after failure number `failures` (1 for the first).
+    pub fn ceiling(&self, failures: u32) -> Duration {
+        let exp = failures.saturating_sub(1).min(30);
+        self.base.saturating_mul(1u32 << exp).min(self.cap)
+    }
+
+    /// "Equal jitter": half the ceiling fixed, half random, so retries of many files spread out.
+    pub fn delay(&self, failures: u32, jitter: &mut Jitter) -> Duration {
+        let ceiling = self.ceiling(failures);
+        let half = ceiling / 2;
+        half + half.mul_f64(jitter.next_unit())
+    }
+}
+
+/// Status codes worth retrying: server errors (S3's 503 SlowDown among them), throttling and timeouts.
+pub fn retryable_status(status: u16) -> bool {
+    status >= 500 || status == 429 || status == 408
+}
+
+/// A small xorshift generator for jitter; cryptographic quality is not needed.
+pub struct Jitter(u64);
+
+static SEED_COUNTER: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
+
+impl Jitter {
+    pub fn seeded(seed: u64) -> Self {
+        Jitter(seed | 1)
+    }
+
+    pub fn from_entropy() -> Self {
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+        let bump = SEED_COUNTER.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
+        Jitter::seeded(nanos ^ bump)
+    }
+
+    /// A number in [0, 1).
+    pub fn next_unit(&mut self) -> f64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy { max_retries: 3, base: Duration::from_millis(100), cap: Duration::from_millis(1000) }
+    }
+
+    #[test]
+    fn attempts_are_bounded() {
+        let p = policy();
+        assert!(p.allows(1) && p.allows(3));
+        assert!(!p.allows(4));
+        assert!(!RetryPolicy { max_retries: 0, ..p }.allows(1));
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let p = policy();
+        let ceilings: Vec<u128> = (1..=6).map(|n| p.ceiling(n).as_millis()).collect();
+        assert_eq!(ceilings, vec![100, 200, 400, 800, 1000, 1000]);
+        assert_eq!(p.ceiling(200), Duration::from_millis(1000));
+    }
+
+    #[test]
+    fn jitter_stays_within_half_and_full_ceiling_and_varies() {
+        let p = policy();
+        let mut j = Jitter::seeded(42);
+        let mut seen = std::collections::HashSet::new();
+        for n in 1..=5 {
+            for _ in 0..200 {
+                let d = p.delay(n, &mut j);
+                assert!(d >= p.ceiling(n) / 2 && d <= p.ceiling(n), "{d:?} for failure {n}");
+                seen.insert(d.as_micros());
+            }
+        }
+        assert!(seen.len() > 100, "jitter should spread delays");
+    }
+
+    #[test]
+    fn unit_numbers_are_in_range() {
+        let mut j = Jitter::from_entropy();
+        for _ in 0..10_000 {
+            let u = j.next_unit();
+            assert!((0.0..1.0).contains(&u));
+        }
+    }
+
+    #[test]
+    fn which_statuses_retry() {
+        for s in [500, 502, 503, 504, 429, 408] {
+            assert!(retryable_status(s), "{s}");
+        }
+        for s in [200, 206, 400, 403, 404, 416] {
+            assert!(!retryable_status(s), "{s}");
+        }
+    }
+}
