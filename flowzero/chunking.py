@@ -49,8 +49,9 @@ def add_months(day: date, months: int) -> date:
 def split_date_range(start: date, end: date, max_months: int = 6) -> list[tuple[date, date]]:
     """Contiguous, non-overlapping inclusive ranges covering ``start..end``, each at most ``max_months`` long.
 
-    Chunk boundaries are counted from ``start`` (not from the previous chunk) so that month-end clamping never
-    drifts: 2024-01-01..2024-12-31 with 6 months gives Jan-Jun and Jul-Dec.
+    Each chunk ends the day before the same day ``max_months`` later (2024-01-01..2024-12-31 with 6 gives
+    Jan-Jun and Jul-Dec). After a clamped month end (Aug 31 + 6 -> Feb 28) later chunks start on the 28th:
+    a chunk may come out shorter, never longer.
     """
     if max_months < 1:
         raise UsageError(f"invalid chunk length {max_months}: must be at least 1 month")
@@ -59,13 +60,10 @@ def split_date_range(start: date, end: date, max_months: int = 6) -> list[tuple[
                          hint="swap the dates")
     chunks: list[tuple[date, date]] = []
     chunk_start = start
-    step = 1
     while chunk_start <= end:
-        next_start = add_months(start, step * max_months)
-        chunk_end = min(end, next_start - timedelta(days=1))
+        chunk_end = min(end, add_months(chunk_start, max_months) - timedelta(days=1))
         chunks.append((chunk_start, chunk_end))
         chunk_start = chunk_end + timedelta(days=1)
-        step += 1
     return chunks
 
 
