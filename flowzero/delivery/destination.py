@@ -1,0 +1,61 @@
+"""Where a delivery goes: a local folder or an S3 bucket/prefix, parsed once from ``--output``."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flowzero.delivery.layout import join_key, split_result_name
+from flowzero.errors import ConfigError, UsageError
+
+
+@dataclass(frozen=True)
+class Destination:
+    """``kind`` "local": ``root`` is an folder; ``kind`` "s3": ``root`` is a bucket, plus ``prefix``."""
+
+    kind: str
+    root: str
+    prefix: str = ""
+
+    @property
+    def is_s3(self) -> bool:
+        return self.kind == "s3"
+
+    def target(self, key: str) -> str:
+        """The full destination of relative ``key``: a local path or an ``s3://bucket/key`` URL."""
+        split_result_name(key)  # a last guard: never a key that climbs out of the destination
+        if self.is_s3:
+            return f"s3://{self.root}/{join_key(self.prefix, key)}"
+        return str(Path(self.root, *key.split("/")))
+
+    def describe(self) -> str:
+        """How the destination is shown and recorded in the order store."""
+        if self.is_s3:
+            return f"s3://{self.root}/{self.prefix.strip('/')}".rstrip("/") + "/"
+        return self.root
+
+
+def parse_output(output: str, config: Any) -> Destination:
+    """``s3`` (config s3.bucket_name), ``s3://bucket/prefix`` or a local folder."""
+    value = output.strip()
+    if not value:
+        raise UsageError("--output is empty", hint="use s3, s3://bucket/prefix or a folder")
+    if value.lower() == "s3":
+        bucket = config.s3.bucket_name
+        if not bucket:
+            raise ConfigError(
+                "--output s3 needs an S3 bucket, but s3.bucket_name is not set",
+                hint="set s3.bucket_name in config.yaml or FLOWZERO_S3_BUCKET_NAME, or use --output s3://bucket/prefix",
+            )
+        return Destination("s3", bucket, "")
+    if value.lower().startswith("s3://"):
+        bucket, _, prefix = value[5:].partition("/")
+        if not bucket:
+            raise UsageError(f"--output {value}: no bucket name", hint="use s3://bucket/prefix")
+        prefix = prefix.strip("/")
+        if prefix:
+            split_result_name(prefix)
+        return Destination("s3", bucket, prefix)
+    return Destination("local", os.path.abspath(os.path.expanduser(value)))

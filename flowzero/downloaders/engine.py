@@ -1,0 +1,126 @@
+"""The transfer of one job, shared by the ``threads`` and ``s5cmd`` downloaders.
+
+A :class:`TransferSession` holds the pooled HTTP client and (when needed) one S3 client for a whole run;
+``transfer_one`` is safe to call from many threads at once.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import time
+from typing import Any
+
+from flowzero.delivery.s3 import make_s3_client, split_s3_url
+from flowzero.downloaders.base import DownloadOptions
+from flowzero.downloaders.http import make_http_client, stream_to_sink
+from flowzero.downloaders.sinks import LocalSink, S3Sink, Sink
+from flowzero.downloaders.verify import (
+    ChecksumMismatch,
+    StreamHasher,
+    local_copy_verified,
+    s3_copy_verified,
+)
+from flowzero.errors import TransferError
+from flowzero.models import TransferJob, TransferResult
+from flowzero.redact import redact
+
+
+class TransferSession:
+    """Clients for one run. Use as a context manager so connections are closed."""
+
+    def __init__(self, options: DownloadOptions, need_s3: bool = False, s3_client: Any = None) -> None:
+        self.options = options
+        self.http = make_http_client(max(1, options.max_workers), options.timeout)
+        self._s3 = s3_client
+        if self._s3 is None and need_s3:
+            self._s3 = make_s3_client(options.s3_region, options.s3_endpoint_url, options.max_workers,
+                                      options.max_retries)
+
+    @property
+    def s3(self) -> Any:
+        if self._s3 is None:
+            raise TransferError("an s3:// destination needs an S3 client")
+        return self._s3
+
+    def __enter__(self) -> TransferSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.http.close()
+
+    # -- one job ---------------------------------------------------------------------------------------------
+
+    def transfer_one(self, job: TransferJob) -> TransferResult:
+        """Move one job; never raises for a failed file (the error is in the result, secrets redacted)."""
+        started = time.monotonic()
+        try:
+            if not self.options.overwrite and self.is_present(job):
+                result = TransferResult(job, ok=True, skipped=True, seconds=time.monotonic() - started)
+            else:
+                digest, size = self._fetch_verified(job)
+                result = TransferResult(job, ok=True, bytes=size, digest=digest,
+                                        seconds=time.monotonic() - started)
+        except Exception as exc:
+            message = exc.message if isinstance(exc, TransferError) else f"{type(exc).__name__}: {exc}"
+            result = TransferResult(job, ok=False, error=redact(message), seconds=time.monotonic() - started)
+        _report_file(self.options.progress, result)
+        return result
+
+    def is_present(self, job: TransferJob) -> bool:
+        """True if the destination already holds a verified copy (S3: from HeadObject, never a download)."""
+        if job.destination.startswith("s3://"):
+            bucket, key = split_s3_url(job.destination)
+            return s3_copy_verified(self.head(bucket, key), job)
+        return local_copy_verified(job.destination, job)
+
+    def head(self, bucket: str, key: str) -> dict[str, Any] | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            return self.s3.head_object(Bucket=bucket, Key=key)
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+
+    def _open_sink(self, job: TransferJob, hasher: StreamHasher) -> Sink:
+        if job.destination.startswith("s3://"):
+            bucket, key = split_s3_url(job.destination)
+            expected = {hasher.algorithm: hasher.expected} if hasher.expected else {}
+            content_type = mimetypes.guess_type(key)[0] or ""
+            return S3Sink(self.s3, bucket, key, self.options.part_size, expected, content_type)
+        return LocalSink(job.destination)
+
+    def _fetch_verified(self, job: TransferJob) -> tuple[str, int]:
+        """Stream, verify, then commit; a checksum mismatch is fetched once more before it is a failure."""
+        hasher = StreamHasher(job)
+        sink = self._open_sink(job, hasher)
+        try:
+            for attempt in (1, 2):
+                stream_to_sink(self.http, job, sink, hasher, self.options.max_retries, self.options.progress)
+                try:
+                    digest = hasher.check(job.name or "file")
+                    break
+                except ChecksumMismatch:
+                    if attempt == 2:
+                        raise
+                    if self.options.progress and sink.offset:
+                        self.options.progress(-sink.offset)
+                    sink.reset()
+                    hasher.reset()
+            size = sink.offset
+            sink.commit(hasher.metadata())
+        except BaseException:
+            sink.abort()
+            raise
+        return digest, size
+
+
+def _report_file(progress: Any, result: TransferResult) -> None:
+    file_done = getattr(progress, "file_done", None)
+    if callable(file_done):
+        file_done(result)
