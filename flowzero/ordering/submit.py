@@ -10,7 +10,6 @@ nothing is ever re-sent blindly.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -69,11 +68,9 @@ class SubmitResult:
 
 def _is_uncertain(exc: BaseException) -> bool:
     """Did the POST reach Planet with no answer back (the client's "submission uncertain" error)?"""
-    try:
-        from flowzero.planet.client import SubmissionUncertainError
-    except ImportError:  # pragma: no cover - the client module always defines it
-        return bool(getattr(exc, "uncertain", False))
-    return isinstance(exc, SubmissionUncertainError) or bool(getattr(exc, "uncertain", False))
+    from flowzero.planet.errors import OrderSubmissionUncertain
+
+    return isinstance(exc, OrderSubmissionUncertain)
 
 
 def _is_rejection(exc: BaseException) -> bool:
@@ -188,17 +185,24 @@ def submit_orders(
     *,
     force: bool = False,
     dry_run: bool = False,
+    reconcile: bool = True,
     on_result: Callable[[SubmitResult], None] | None = None,
+    on_recovered: Callable[[Order], None] | None = None,
 ) -> list[SubmitResult]:
     """Place each planned order unless it is already recorded (``force`` orders anyway).
 
-    Pending intents of earlier runs are reconciled first, so an order Planet accepted but a killed run never
-    recorded is recorded now and counts as existing. ``dry_run`` neither writes nor posts.
+    Pending intents of earlier runs are reconciled first (unless the caller already did), so an order Planet
+    accepted but a killed run never recorded is recorded now and counts as existing. ``dry_run`` neither
+    writes nor posts. ``on_result`` hears of each order as soon as it is settled, so an error in a later part
+    of a split plan does not hide the parts already placed.
     """
     if not dry_run and planned:
         if client is None:
             raise ValueError("placing orders needs a client")
-        reconcile_intents(store, client)
+        if reconcile:
+            for order in reconcile_intents(store, client):
+                if on_recovered is not None:
+                    on_recovered(order)
     results = []
     for item in planned:
         existing = None if force else already_ordered(store, item)
@@ -220,9 +224,3 @@ def summarize(results: Iterable[SubmitResult]) -> dict[str, int]:
     for result in results:
         counts[result.outcome] = counts.get(result.outcome, 0) + 1
     return counts
-
-
-def with_batch(planned: Sequence[PlannedOrder], batch_id: str) -> list[PlannedOrder]:
-    """The same plans tagged as part of batch ``batch_id``."""
-    return [dataclasses.replace(p, order=dataclasses.replace(p.order, batch_id=batch_id, batch_order=True))
-            for p in planned]

@@ -1,0 +1,139 @@
+"""Batch ordering: every gage of a shapefile, its range split into chunks, one order per chunk with scenes.
+
+A chunk that fails (Planet refuses one order, say) is reported and the batch goes on; a rejected API key stops
+it. Which orders already exist is decided by :func:`flowzero.ordering.submit.submit_orders`, so rerunning a
+batch orders only what is missing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+from flowzero.errors import AuthError, FlowzeroError
+from flowzero.ordering.submit import EXISTS, ORDERED, RECOVERED, WOULD_ORDER, SubmitResult, submit_orders
+
+if TYPE_CHECKING:
+    from flowzero.aoi import Gage
+    from flowzero.providers.base import SceneProvider, SceneSearch
+
+
+@dataclass
+class Chunk:
+    """One gage and one piece of its date range."""
+
+    gage: Gage
+    start: date
+    end: date
+
+    @property
+    def label(self) -> str:
+        return f"{self.gage.gage_id} {self.start.isoformat()}..{self.end.isoformat()}"
+
+
+@dataclass
+class ChunkOutcome:
+    """What a chunk gave: its search, the orders placed or found, or the error that stopped it."""
+
+    chunk: Chunk
+    search: Optional[SceneSearch] = None
+    results: list[SubmitResult] = field(default_factory=list)
+    error: Optional[str] = None
+
+    @property
+    def no_scenes(self) -> bool:
+        return self.error is None and self.search is not None and not self.search.selected
+
+
+@dataclass
+class BatchReport:
+    """The whole batch, for the per-order lines and the summary."""
+
+    batch_id: str
+    outcomes: list[ChunkOutcome] = field(default_factory=list)
+
+    def _results(self, *outcomes: str) -> list[SubmitResult]:
+        return [r for o in self.outcomes for r in o.results if r.outcome in outcomes]
+
+    @property
+    def placed(self) -> list[SubmitResult]:
+        return self._results(ORDERED)
+
+    @property
+    def existing(self) -> list[SubmitResult]:
+        return self._results(EXISTS, RECOVERED)
+
+    @property
+    def would_order(self) -> list[SubmitResult]:
+        return self._results(WOULD_ORDER)
+
+    @property
+    def no_scenes(self) -> list[ChunkOutcome]:
+        return [o for o in self.outcomes if o.no_scenes]
+
+    @property
+    def failed(self) -> list[ChunkOutcome]:
+        return [o for o in self.outcomes if o.error is not None]
+
+    @property
+    def found(self) -> int:
+        return sum(o.search.found for o in self.outcomes if o.search is not None)
+
+    @property
+    def selected(self) -> int:
+        return sum(len(o.search.selected) for o in self.outcomes if o.search is not None)
+
+    @property
+    def hectares(self) -> float:
+        """Quota of the orders placed now (or that a dry run would place)."""
+        return sum(r.planned.order.quota_hectares or 0.0 for r in self.placed + self.would_order)
+
+
+def plan_chunks(gages: list[Gage], max_months: int) -> list[Chunk]:
+    """Every gage's range in pieces of at most ``max_months``, gage by gage in file order."""
+    from flowzero.chunking import split_date_range
+
+    return [Chunk(gage, start, end) for gage in gages
+            for start, end in split_date_range(gage.start, gage.end, max_months)]
+
+
+def run_batch(
+    chunks: list[Chunk],
+    provider: SceneProvider,
+    store: Any,
+    client: Any,
+    *,
+    batch_id: str,
+    cadence: str = "daily",
+    num_bands: str = "four_bands",
+    bundle: str | None = None,
+    force: bool = False,
+    dry_run: bool = False,
+    suffix: str | None = None,
+    on_chunk: Callable[[ChunkOutcome], None] | None = None,
+) -> BatchReport:
+    """Search, plan and submit each chunk; ``on_chunk`` hears about each one as soon as it is done."""
+    from flowzero.ordering.submit import reconcile_intents
+
+    if not dry_run:
+        reconcile_intents(store, client)
+    report = BatchReport(batch_id)
+    for chunk in chunks:
+        outcome = ChunkOutcome(chunk)
+        try:
+            aoi = chunk.gage.as_aoi(chunk.gage.gage_id)
+            outcome.search = provider.search(aoi, chunk.start, chunk.end, cadence=cadence,
+                                             num_bands=num_bands, bundle=bundle)
+            if outcome.search.selected:
+                planned = provider.plan(outcome.search, batch_id=batch_id, suffix=suffix)
+                submit_orders(planned, store, client, force=force, dry_run=dry_run, reconcile=False,
+                              on_result=outcome.results.append)
+        except AuthError:
+            raise
+        except FlowzeroError as exc:
+            outcome.error = exc.message
+        report.outcomes.append(outcome)
+        if on_chunk is not None:
+            on_chunk(outcome)
+    return report

@@ -1,0 +1,342 @@
+"""The bodies of the ordering commands: read the inputs, ask the provider, submit, and report.
+
+Inputs are checked (AOI file, dates) before the Planet client is built, so a typo fails fast with one line.
+Results go to stdout (tables, order lines, or JSON with ``--json``); status lines go to stderr.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import sys
+import uuid
+from collections.abc import Iterator
+from datetime import date, datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from flowzero.cli.output import emit_json, info, print_table
+from flowzero.errors import UsageError
+from flowzero.ordering.submit import EXISTS, ORDERED, RECOVERED, WOULD_ORDER, SubmitResult, submit_orders
+
+if TYPE_CHECKING:
+    from flowzero.aoi import AOI
+    from flowzero.cli.context import AppContext
+    from flowzero.models import Order
+    from flowzero.ordering.batch import BatchReport, ChunkOutcome
+    from flowzero.providers.base import SceneSearch
+
+
+# -- inputs ----------------------------------------------------------------------------------------------
+
+
+def parse_range(start_date: str, end_date: str) -> tuple[date, date]:
+    """``--start-date`` / ``--end-date`` as dates; a bad or reversed date is a one-line UsageError."""
+    from flowzero.chunking import parse_date
+
+    start = parse_date(start_date, "--start-date")
+    end = parse_date(end_date, "--end-date")
+    if end < start:
+        raise UsageError(f"--end-date {end.isoformat()} is before --start-date {start.isoformat()}",
+                         hint="swap the two dates")
+    return start, end
+
+
+def _load_aoi(path: str, name: str | None) -> AOI:
+    from flowzero.aoi import load_aoi
+
+    return load_aoi(path, name)
+
+
+def provider(app: AppContext, name: str) -> Any:
+    """The provider registered as ``name``, bound to this run's Planet client and config."""
+    from flowzero import plugins
+
+    cls = plugins.get("providers", name)
+    return cls(app.planet(), app.config)
+
+
+def force_suffix() -> str:
+    """A fresh suffix for a deliberate re-order (``--force``): the UTC time and a little randomness."""
+    return "r" + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + secrets.token_hex(2)
+
+
+# -- presentation ----------------------------------------------------------------------------------------
+
+
+def scene_rows(search: SceneSearch) -> list[dict[str, Any]]:
+    """The selected scenes as rows (date, id, coverage %, cloud), for the table and ``--json`` alike."""
+    from flowzero.selection import acquired_date
+
+    return [{"date": acquired_date(s.acquired).isoformat(), "id": s.id, "acquired": s.acquired,
+             "coverage_pct": round(s.coverage_pct, 2), "cloud_cover": s.cloud_cover} for s in search.selected]
+
+
+def search_summary(search: SceneSearch) -> dict[str, Any]:
+    """A search as JSON-able data: inputs, counts, quota and the selected scenes."""
+    return {
+        "aoi_name": search.aoi_name, "area_sqkm": round(search.area_sqkm, 4),
+        "start": search.start.isoformat(), "end": search.end.isoformat(), "cadence": search.cadence,
+        "num_bands": search.num_bands, "asset": search.asset, "product_bundle": search.product_bundle,
+        "found": search.found, "eligible": search.eligible, "selected": len(search.selected),
+        "quota_hectares": round(search.quota_hectares, 2), "scenes": scene_rows(search),
+    }
+
+
+def _print_scenes(search: SceneSearch) -> None:
+    rows = scene_rows(search)
+    print_table(f"{search.aoi_name}: selected scenes ({search.cadence})",
+                ["date", "id", "coverage %", "cloud"],
+                [(r["date"], r["id"], f"{r['coverage_pct']:.2f}", f"{r['cloud_cover']:g}") for r in rows])
+
+
+def _counts_line(search: SceneSearch, min_coverage: float) -> str:
+    return (f"Found {search.found} scene(s), {search.eligible} covering >= {min_coverage:g}% of the AOI, "
+            f"selected {len(search.selected)} ({search.cadence}); quota {search.quota_hectares:,.1f} ha")
+
+
+def _search_header(aoi: AOI, start: date, end: date, extra: str = "") -> str:
+    return (f"AOI {aoi.name} ({aoi.area_sqkm:,.2f} km²), {start.isoformat()} to {end.isoformat()}"
+            + (f", {extra}" if extra else ""))
+
+
+def result_line(result: SubmitResult) -> str:
+    """One line per order: placed, already there, recovered, or what a dry run would place."""
+    planned, order = result.planned, result.order
+    size = ""
+    if planned.order.scenes_selected is not None:
+        size = f" ({planned.order.scenes_selected} scenes, {planned.order.quota_hectares or 0:,.1f} ha)"
+    if result.outcome == ORDERED and order is not None:
+        return f"ordered: {order.order_id} {planned.name}{size}"
+    if result.outcome == EXISTS and order is not None:
+        return f"already ordered: {order.order_id} ({order.status})"
+    if result.outcome == RECOVERED and order is not None:
+        return f"already ordered: {order.order_id} ({order.status}); Planet had it, recorded now"
+    return f"would order: {planned.name}{size}"
+
+
+def result_data(result: SubmitResult) -> dict[str, Any]:
+    order = result.order
+    return {
+        "outcome": result.outcome, "order_name": result.planned.name,
+        "order_id": order.order_id if order else None, "status": order.status if order else None,
+        "aoi_name": result.planned.order.aoi_name, "start_date": result.planned.order.start_date,
+        "end_date": result.planned.order.end_date, "product_bundle": result.planned.order.product_bundle,
+        "mosaic_name": result.planned.order.mosaic_name,
+        "scenes": result.planned.order.scenes_selected, "quota_hectares": result.planned.order.quota_hectares,
+    }
+
+
+def _recovered_line(order: Order) -> str:
+    return (f"recorded {order.order_id} ({order.status}): {order.order_name} was placed by an earlier run "
+            "that stopped before recording it")
+
+
+def _submit_and_report(app: AppContext, planned: list[Any], *, force: bool, dry_run: bool,
+                       as_json: bool) -> list[SubmitResult]:
+    quiet = app.quiet or as_json
+    store = app.store()
+    client = None if dry_run else app.planet()
+
+    def on_result(result: SubmitResult) -> None:
+        if not as_json:
+            click.echo(result_line(result))
+
+    def on_recovered(order: Order) -> None:
+        info(_recovered_line(order), quiet)
+
+    return submit_orders(planned, store, client, force=force, dry_run=dry_run, on_result=on_result,
+                         on_recovered=on_recovered)
+
+
+# -- search-scenes / submit ------------------------------------------------------------------------------
+
+
+def _search(app: AppContext, aoi_path: str, aoi_name: str | None, start_date: str, end_date: str,
+            cadence: str, num_bands: str, bundle: str | None, quiet: bool) -> SceneSearch:
+    start, end = parse_range(start_date, end_date)
+    aoi = _load_aoi(aoi_path, aoi_name)
+    scenes = provider(app, "psscope")
+    info(_search_header(aoi, start, end, f"cadence {cadence}, {num_bands}") + ": searching...", quiet)
+    return scenes.search(aoi, start, end, cadence=cadence, num_bands=num_bands, bundle=bundle)
+
+
+def run_search_scenes(app: AppContext, *, aoi_path: str, aoi_name: str | None, start_date: str, end_date: str,
+                      cadence: str, num_bands: str, bundle: str | None, as_json: bool) -> None:
+    search = _search(app, aoi_path, aoi_name, start_date, end_date, cadence, num_bands, bundle,
+                     app.quiet or as_json)
+    if as_json:
+        emit_json(search_summary(search))
+        return
+    if search.selected:
+        _print_scenes(search)
+    click.echo(_counts_line(search, app.config.downloads.min_coverage_pct)
+               + f"; bundle {search.product_bundle}")
+
+
+def _no_scenes_line(search: SceneSearch, min_coverage: float) -> str:
+    return (f"No scenes cover at least {min_coverage:g}% of {search.aoi_name} between "
+            f"{search.start.isoformat()} and {search.end.isoformat()} (found {search.found}); "
+            "nothing ordered.")
+
+
+def run_submit(app: AppContext, *, aoi_path: str, aoi_name: str | None, start_date: str, end_date: str,
+               cadence: str, num_bands: str, bundle: str | None, dry_run: bool, force: bool,
+               as_json: bool) -> None:
+    quiet = app.quiet or as_json
+    search = _search(app, aoi_path, aoi_name, start_date, end_date, cadence, num_bands, bundle, quiet)
+    min_coverage = app.config.downloads.min_coverage_pct
+    if not search.selected:
+        if as_json:
+            emit_json({"search": search_summary(search), "dry_run": dry_run, "orders": []})
+        else:
+            click.echo(_no_scenes_line(search, min_coverage))
+        return
+    if not quiet:
+        _print_scenes(search)
+    info(_counts_line(search, min_coverage) + f"; bundle {search.product_bundle}", quiet)
+    planned = provider(app, "psscope").plan(search, suffix=force_suffix() if force else None)
+    if dry_run:
+        info("Dry run: nothing is ordered or recorded.", quiet)
+    results = _submit_and_report(app, planned, force=force, dry_run=dry_run, as_json=as_json)
+    if as_json:
+        emit_json({"search": search_summary(search), "dry_run": dry_run,
+                   "orders": [result_data(r) for r in results]})
+
+
+# -- batch-submit ----------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _gage_progress(total: int, enabled: bool) -> Iterator[Any]:
+    """A rich progress bar over gages on stderr, or nothing (not a terminal, --quiet, --json)."""
+    if not enabled:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  console=Console(file=sys.stderr), transient=True) as progress:
+        yield (progress, progress.add_task("gages", total=total))
+
+
+def _chunk_line(outcome: ChunkOutcome) -> list[str]:
+    label = outcome.chunk.label
+    if outcome.error is not None:
+        return [f"{label}: failed: {outcome.error}"]
+    search = outcome.search
+    if search is None or not search.selected:
+        return [f"{label}: no valid scenes (found {search.found if search else 0})"]
+    counts = f"found {search.found}, selected {len(search.selected)}"
+    lines = []
+    for result in outcome.results:
+        hectares = result.planned.order.quota_hectares or 0.0
+        order = result.order
+        if result.outcome == ORDERED and order is not None:
+            lines.append(f"{label}: ordered {order.order_id} ({counts}, {hectares:,.1f} ha)")
+        elif result.outcome == WOULD_ORDER:
+            lines.append(f"{label}: would order {result.planned.name} ({counts}, {hectares:,.1f} ha)")
+        else:
+            lines.append(f"{label}: {result_line(result)}")
+    return lines
+
+
+def batch_data(report: BatchReport) -> dict[str, Any]:
+    return {
+        "batch_id": report.batch_id,
+        "orders": [result_data(r) for o in report.outcomes for r in o.results],
+        "no_valid_scenes": [{"gage_id": o.chunk.gage.gage_id, "start_date": o.chunk.start.isoformat(),
+                             "end_date": o.chunk.end.isoformat()} for o in report.no_scenes],
+        "failed": [{"gage_id": o.chunk.gage.gage_id, "start_date": o.chunk.start.isoformat(),
+                    "end_date": o.chunk.end.isoformat(), "error": o.error} for o in report.failed],
+        "found": report.found, "selected": report.selected, "quota_hectares": round(report.hectares, 2),
+    }
+
+
+def _print_summary(report: BatchReport, dry_run: bool) -> None:
+    placed = len(report.would_order) if dry_run else len(report.placed)
+    verb = "would be ordered" if dry_run else "ordered"
+    click.echo(f"Batch {report.batch_id}: {placed} order(s) {verb}, {len(report.existing)} already ordered, "
+               f"{len(report.no_scenes)} chunk(s) without valid scenes, {len(report.failed)} failed")
+    click.echo(f"Scenes found {report.found}, selected {report.selected}; quota {report.hectares:,.1f} ha")
+    for outcome in report.no_scenes:
+        click.echo(f"  no valid scenes: {outcome.chunk.label}")
+    for outcome in report.failed:
+        click.echo(f"  failed: {outcome.chunk.label}: {outcome.error}")
+
+
+def run_batch_submit(app: AppContext, *, shp_path: str, gage_id_col: str, start_date_col: str,
+                     end_date_col: str, cadence: str, num_bands: str, bundle: str | None, max_months: int,
+                     dry_run: bool, force: bool, as_json: bool) -> None:
+    from flowzero.aoi import read_gages
+    from flowzero.ordering.batch import plan_chunks, run_batch
+
+    quiet = app.quiet or as_json
+    gages = read_gages(shp_path, gage_id_col, start_date_col, end_date_col)
+    if not gages:
+        raise UsageError(f"{shp_path}: the shapefile has no records")
+    chunks = plan_chunks(gages, max_months)
+    scenes = provider(app, "psscope")
+    batch_id = str(uuid.uuid4())
+    if not as_json:
+        click.echo(f"Batch ID: {batch_id}")
+    info(f"{len(gages)} gage(s), {len(chunks)} chunk(s) of at most {max_months} month(s)"
+         + ("; dry run: nothing is ordered or recorded" if dry_run else ""), quiet)
+    last_chunk = {}
+    for chunk in chunks:
+        last_chunk[chunk.gage.gage_id] = chunk
+    show_progress = not quiet and sys.stderr.isatty()
+    with _gage_progress(len(gages), show_progress) as bar:
+        def on_chunk(outcome: ChunkOutcome) -> None:
+            if not as_json:
+                for line in _chunk_line(outcome):
+                    click.echo(line)
+            if bar is not None and last_chunk.get(outcome.chunk.gage.gage_id) is outcome.chunk:
+                progress, task = bar
+                progress.advance(task)
+
+        report = run_batch(chunks, scenes, app.store(), None if dry_run else app.planet(), batch_id=batch_id,
+                           cadence=cadence, num_bands=num_bands, bundle=bundle, force=force, dry_run=dry_run,
+                           suffix=force_suffix() if force else None, on_chunk=on_chunk)
+    if as_json:
+        emit_json({**batch_data(report), "dry_run": dry_run})
+    else:
+        _print_summary(report, dry_run)
+    if report.failed:
+        raise click.exceptions.Exit(1)
+
+
+# -- basemaps --------------------------------------------------------------------------------------------
+
+
+def run_list_basemaps(app: AppContext, *, start_date: str, end_date: str, name_contains: str | None,
+                      as_json: bool) -> None:
+    start, end = parse_range(start_date, end_date)
+    mosaics = provider(app, "basemap").list_mosaics(start, end, name_contains)
+    rows = [{key: m.get(key) for key in ("name", "id", "first_acquired", "last_acquired", "interval")}
+            for m in mosaics]
+    if as_json:
+        emit_json(rows)
+        return
+    if not rows:
+        click.echo(f"No basemaps first acquired between {start.isoformat()} and {end.isoformat()}.")
+        return
+    print_table(f"Basemaps first acquired {start.isoformat()} to {end.isoformat()}",
+                ["name", "id", "first acquired", "last acquired", "interval"],
+                [tuple(r.values()) for r in rows])
+    click.echo(f"Found {len(rows)} basemap(s).")
+
+
+def run_order_basemap(app: AppContext, *, mosaic_name: str, aoi_path: str, aoi_name: str | None,
+                      dry_run: bool, force: bool, as_json: bool) -> None:
+    quiet = app.quiet or as_json
+    aoi = _load_aoi(aoi_path, aoi_name)
+    info(f"AOI {aoi.name} ({aoi.area_sqkm:,.2f} km²), mosaic {mosaic_name}", quiet)
+    planned = provider(app, "basemap").plan(aoi, mosaic_name, suffix=force_suffix() if force else None)
+    if dry_run:
+        info("Dry run: nothing is ordered or recorded.", quiet)
+    results = _submit_and_report(app, planned, force=force, dry_run=dry_run, as_json=as_json)
+    if as_json:
+        emit_json({"dry_run": dry_run, "orders": [result_data(r) for r in results]})
