@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-pytest_plugins: list[str] = ["tests.fixtures.s3", "tests.fixtures.fileserver"]
+pytest_plugins: list[str] = ["tests.fixtures.s3", "tests.fixtures.fileserver", "tests.fixtures.storage"]
 
 
 @pytest.fixture(autouse=True)
