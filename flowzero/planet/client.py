@@ -20,7 +20,7 @@ from flowzero.errors import AuthError, PlanetError, UsageError
 from flowzero.models import FINAL_STATES
 from flowzero.planet.errors import OrderSubmissionUncertain
 from flowzero.planet.retry import RETRYABLE_STATUSES, RetryPolicy, build_retrying
-from flowzero.redact import add_secret, redact, redact_url
+from flowzero.redact import RedactingFilter, add_secret, redact, redact_url
 
 if TYPE_CHECKING:
     from flowzero.config import Config
@@ -75,6 +75,18 @@ def _error_detail(response: httpx.Response) -> str:
     return redact(detail)
 
 
+# httpx logs every request URL at INFO (download URLs carry tokens); httpcore logs response headers at DEBUG.
+_LIBRARY_LOGGERS = ("httpx", "httpcore.connection", "httpcore.http11", "httpcore.http2", "httpcore.proxy")
+
+
+def _guard_library_logs() -> None:
+    """Redact what httpx and httpcore log, whoever configures logging (the CLI, a test, an embedding app)."""
+    for name in _LIBRARY_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactingFilter) for f in logger.filters):
+            logger.addFilter(RedactingFilter())
+
+
 class PlanetClient:
     """Planet's APIs with pooling, retries and pagination. Use :meth:`from_config`; close it when done."""
 
@@ -99,6 +111,7 @@ class PlanetClient:
         if not api_key:
             raise AuthError("no Planet API key", hint="set PL_API_KEY or pass --api-key")
         add_secret(api_key)
+        _guard_library_logs()
         self.api_url = api_url.rstrip("/")
         self.orders_url = orders_url.rstrip("/")
         self.basemaps_url = basemaps_url.rstrip("/")
@@ -142,10 +155,13 @@ class PlanetClient:
 
     # -- transport -----------------------------------------------------------------------------------------
 
-    def _attempt(self, method: str, url: str, shown: str, **kwargs: Any) -> httpx.Response:
+    def _attempt(self, method: str, url: str, download: bool, follow_redirects: bool = False,
+                 **kwargs: Any) -> httpx.Response:
+        request = self._http.build_request(method, url, **kwargs)
+        shown = redact_url(str(request.url)) if download else redact(str(request.url))
         started = time.perf_counter()
         try:
-            response = self._http.request(method, url, **kwargs)
+            response = self._http.send(request, follow_redirects=follow_redirects)
         except httpx.TransportError as exc:
             log.debug("%s %s -> %s (%d ms)", method, shown, type(exc).__name__,
                       (time.perf_counter() - started) * 1000)
@@ -168,11 +184,10 @@ class PlanetClient:
 
         ``download`` marks URLs that carry tokens (their query string is never logged). A non-idempotent
         request (creating an order) that may have reached the server raises OrderSubmissionUncertain."""
-        shown = redact_url(url) if download else redact(url)
         label = f"{method} {_endpoint(url)}"
         retrying = build_retrying(self.policy, idempotent, label)
         try:
-            response: httpx.Response = retrying(self._attempt, method, url, shown, **kwargs)
+            response: httpx.Response = retrying(self._attempt, method, url, download, **kwargs)
         except httpx.TransportError as exc:
             reason = f"{type(exc).__name__}: {redact(str(exc)) or 'no detail'}"
             if not idempotent and not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout,
@@ -307,7 +322,7 @@ class PlanetClient:
         if not found:
             raise PlanetError(f"no basemap mosaic named '{name}'", status_code=404,
                               hint="list the mosaics you can use with name__contains, e.g. 'global_monthly'")
-        return found[0]
+        return next((m for m in found if m.get("name") == name), found[0])
 
     def list_quads(self, mosaic_id: str, bbox: tuple[float, float, float, float]) -> Iterator[dict[str, Any]]:
         """Every quad of the mosaic intersecting ``bbox`` (lon/lat: lx, ly, ux, uy), all pages."""

@@ -8,6 +8,7 @@ proves the server never took the request may be retried).
 from __future__ import annotations
 
 import logging
+import random
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -71,6 +72,14 @@ def is_retryable(outcome: httpx.Response | BaseException, idempotent: bool) -> b
     return False
 
 
+def backoff_delay(policy: RetryPolicy, attempt: int) -> float:
+    """Seconds before retry number ``attempt``: ``backoff_base`` doubling each time, plus up to
+    ``backoff_base`` of random jitter (so parallel clients spread out), never above ``backoff_max``."""
+    exponent = min(max(attempt - 1, 0), 62)
+    delay = policy.backoff_base * 2.0**exponent + random.uniform(0, policy.backoff_base)
+    return min(delay, policy.backoff_max)
+
+
 def _outcome(state: tenacity.RetryCallState) -> httpx.Response | BaseException:
     assert state.outcome is not None
     exc = state.outcome.exception()
@@ -87,17 +96,13 @@ def build_retrying(policy: RetryPolicy, idempotent: bool, label: str) -> tenacit
     """A tenacity loop for one request. The attempt function returns the response (any status) or raises a
     transport error; when retries run out the last response is returned or the last error re-raised, so the
     caller decides what the final failure means."""
-    backoff = tenacity.wait_exponential_jitter(
-        initial=policy.backoff_base, max=policy.backoff_max, jitter=policy.backoff_base
-    )
-
     def wait(state: tenacity.RetryCallState) -> float:
         outcome = _outcome(state)
         if isinstance(outcome, httpx.Response):
             after = parse_retry_after(outcome.headers.get("Retry-After"), cap=policy.retry_after_cap)
             if after is not None:
                 return after
-        return float(backoff(state))
+        return backoff_delay(policy, state.attempt_number)
 
     def before_sleep(state: tenacity.RetryCallState) -> None:
         delay = state.next_action.sleep if state.next_action else 0.0
