@@ -18,6 +18,7 @@ from typing import Any, Callable, Optional, Protocol
 from flowzero.errors import AuthError, PlanetError
 from flowzero.models import Order
 from flowzero.ordering.plan import PlannedOrder, recorded_order
+from flowzero.storage import NOT_REORDERABLE_STATES
 
 log = logging.getLogger(__name__)
 
@@ -83,13 +84,19 @@ def _is_rejection(exc: BaseException) -> bool:
     return 400 <= status < 500 and status not in (408, 429)
 
 
-def find_on_planet(client: OrdersClient, name: str) -> dict[str, Any] | None:
-    """The order Planet holds under exactly ``name`` (the live one, then the oldest, if there are several)."""
-    matches = [o for o in client.list_orders(name=name) if o.get("name") == name and o.get("id")]
+def find_on_planet(client: OrdersClient, store: IntentStore, name: str) -> dict[str, Any] | None:
+    """The order Planet holds under exactly ``name`` that the store does not record yet, if any.
+
+    Orders already recorded are left out: after a failed order is placed again under the same name, the
+    pending intent is about the new one. Of several unrecorded ones, the live one, then the oldest, is taken.
+    """
+    matches = [o for o in client.list_orders(name=name)
+               if o.get("name") == name and o.get("id") and not store.order_exists(str(o["id"]))]
     if not matches:
         return None
     if len(matches) > 1:
-        log.warning("Planet holds %d orders named %s; recording the oldest live one", len(matches), name)
+        log.warning("Planet holds %d unrecorded orders named %s; recording the oldest live one",
+                    len(matches), name)
     matches.sort(key=lambda o: (o.get("state") in ("failed", "cancelled"), str(o.get("created_on") or "")))
     return matches[0]
 
@@ -111,7 +118,7 @@ def reconcile_intents(store: IntentStore, client: OrdersClient) -> list[Order]:
     recovered = []
     for intent in store.pending_intents():
         name = _intent_name(intent)
-        found = find_on_planet(client, name)
+        found = find_on_planet(client, store, name)
         if found is None:
             log.info("intent %s: Planet has no such order; it was never placed", name)
             store.resolve_intent(name, None)
@@ -121,17 +128,22 @@ def reconcile_intents(store: IntentStore, client: OrdersClient) -> list[Order]:
 
 
 def _same_product(recorded: Order, wanted: Order) -> bool:
-    return (recorded.order_type == wanted.order_type and recorded.start_date == wanted.start_date
-            and recorded.end_date == wanted.end_date and recorded.product_bundle == wanted.product_bundle
+    """Does ``recorded`` (still live) order what ``wanted`` would: same type, dates, bundle and mosaic?"""
+    return (recorded.status in NOT_REORDERABLE_STATES
+            and recorded.order_type == wanted.order_type
+            and recorded.start_date == wanted.start_date
+            and recorded.end_date == wanted.end_date
+            and recorded.product_bundle == wanted.product_bundle
             and recorded.mosaic_name == wanted.mosaic_name)
 
 
 def already_ordered(store: IntentStore, planned: PlannedOrder) -> Order | None:
     """The recorded order that makes placing ``planned`` a duplicate, if any.
 
-    Same AOI, dates, order type and product (bundle or mosaic) counts as the same order, whatever scenes a new
-    search picked. The one exception: the missing parts of a split plan whose other parts are recorded (a run
-    interrupted between parts) are still placed, each part being found by its own name.
+    Same AOI, dates, order type and product (bundle or mosaic) counts as the same order, whatever scenes a
+    new search picked; failed and cancelled orders do not count (as for the store). The one exception: the
+    missing parts of a split plan whose other parts are recorded (a run interrupted between parts) are still
+    placed, each part being found by its own name.
     """
     want = planned.order
     found = store.find_existing_order(want.aoi_name, want.start_date, want.end_date,
@@ -142,7 +154,7 @@ def already_ordered(store: IntentStore, planned: PlannedOrder) -> Order | None:
         return None
     if planned.parts > 1 and (found.order_name or "").startswith(f"{planned.group}-part"):
         siblings = store.list_orders(aoi_name=want.aoi_name)
-        return next((o for o in siblings if o.order_name == planned.name), None)
+        return next((o for o in siblings if o.order_name == planned.name and _same_product(o, want)), None)
     return found
 
 
@@ -157,7 +169,7 @@ def place(store: IntentStore, client: OrdersClient, planned: PlannedOrder) -> Su
             store.resolve_intent(planned.name, None)
             raise
         try:
-            found = find_on_planet(client, planned.name)
+            found = find_on_planet(client, store, planned.name)
         except Exception:
             found = None
         if found is not None:
