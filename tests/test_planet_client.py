@@ -269,6 +269,15 @@ def test_exhausted_transport_errors_say_planet_is_unreachable(client: PlanetClie
     assert route.call_count == 4
 
 
+@pytest.mark.parametrize("base", ["ftp://127.0.0.1:9", "http://"])
+def test_a_malformed_url_fails_at_once_with_a_config_hint(sleeps: Sleeps, base: str) -> None:
+    planet = make_client(sleeps, api_url=f"{base}/data/v1", orders_url=f"{base}/orders")
+    with planet, pytest.raises(PlanetError) as info:
+        planet.create_order(REQUEST)
+    assert not isinstance(info.value, OrderSubmissionUncertain)
+    assert "http:// or https://" in (info.value.hint or "") and sleeps == []
+
+
 def test_zero_retries_means_one_attempt(mock: respx.MockRouter, sleeps: Sleeps) -> None:
     route = mock.get(f"{ORDERS}/abc").respond(500)
     with make_client(sleeps, max_retries=0) as planet, pytest.raises(PlanetError, match="HTTP 500"):

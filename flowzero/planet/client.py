@@ -19,7 +19,13 @@ from flowzero import __version__
 from flowzero.errors import AuthError, PlanetError, UsageError
 from flowzero.models import FINAL_STATES
 from flowzero.planet.errors import OrderSubmissionUncertain
-from flowzero.planet.retry import RETRYABLE_STATUSES, RetryPolicy, build_retrying
+from flowzero.planet.retry import (
+    NOT_SENT_ERRORS,
+    REFUSED_STATUSES,
+    RETRYABLE_STATUSES,
+    RetryPolicy,
+    build_retrying,
+)
 from flowzero.redact import RedactingFilter, add_secret, redact, redact_url
 
 if TYPE_CHECKING:
@@ -188,10 +194,12 @@ class PlanetClient:
         retrying = build_retrying(self.policy, idempotent, label)
         try:
             response: httpx.Response = retrying(self._attempt, method, url, download, **kwargs)
+        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+            raise PlanetError(f"{label}: {redact(str(exc))}",
+                              hint="planet.*_url settings need http:// or https://") from None
         except httpx.TransportError as exc:
             reason = f"{type(exc).__name__}: {redact(str(exc)) or 'no detail'}"
-            if not idempotent and not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout,
-                                                       httpx.PoolTimeout)):
+            if not idempotent and not isinstance(exc, NOT_SENT_ERRORS):
                 raise OrderSubmissionUncertain(order_name, f"{label} got no answer ({reason})") from exc
             tries = self.policy.max_retries + 1
             raise PlanetError(f"could not reach Planet: {label} failed {tries} time(s) ({reason})",
@@ -207,7 +215,7 @@ class PlanetClient:
             raise AuthError("Planet rejected the API key (HTTP 401)",
                             hint="check PL_API_KEY or --api-key", status_code=401)
         detail = _error_detail(response)
-        if not idempotent and status in RETRYABLE_STATUSES - {429, 503}:
+        if not idempotent and status in RETRYABLE_STATUSES - REFUSED_STATUSES:
             raise OrderSubmissionUncertain(order_name, f"{label} -> HTTP {status}: {detail}",
                                            status_code=status)
         if status in RETRYABLE_STATUSES:

@@ -24,7 +24,10 @@ RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 # Statuses that prove the server refused a request without acting on it: safe even for creating an order.
 REFUSED_STATUSES = frozenset({429, 503})
 # Transport errors raised before a single byte of the request was sent: safe even for creating an order.
-NOT_SENT_ERRORS: tuple[type[Exception], ...] = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+NOT_SENT_ERRORS: tuple[type[Exception], ...] = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout,
+                                                httpx.UnsupportedProtocol)
+# Transport errors that trying again cannot cure (a URL without http://, a request httpx cannot write).
+HOPELESS_ERRORS: tuple[type[Exception], ...] = (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
 
 
 @dataclass
@@ -67,7 +70,7 @@ def is_retryable(outcome: httpx.Response | BaseException, idempotent: bool) -> b
     """Whether a response or an exception may be retried for a request of this kind."""
     if isinstance(outcome, httpx.Response):
         return outcome.status_code in (RETRYABLE_STATUSES if idempotent else REFUSED_STATUSES)
-    if isinstance(outcome, httpx.TransportError):
+    if isinstance(outcome, httpx.TransportError) and not isinstance(outcome, HOPELESS_ERRORS):
         return idempotent or isinstance(outcome, NOT_SENT_ERRORS)
     return False
 
