@@ -59,3 +59,40 @@ def parse_output(output: str, config: Any) -> Destination:
             split_result_name(prefix)
         return Destination("s3", bucket, prefix)
     return Destination("local", os.path.abspath(os.path.expanduser(value)))
+
+
+def write_document(destination: Destination, key: str, data: bytes, s3_client: Any = None) -> bool:
+    """Write a small file (metadata.json) atomically; False when an identical copy is already there."""
+    import hashlib
+
+    from flowzero.downloaders.sinks import LocalSink
+
+    digest = hashlib.sha256(data).hexdigest()
+    target = destination.target(key)
+    if destination.is_s3:
+        from flowzero.delivery.s3 import split_s3_url
+
+        bucket, object_key = split_s3_url(target)
+        try:
+            head = s3_client.head_object(Bucket=bucket, Key=object_key)
+        except Exception:
+            head = None
+        if head and (head.get("Metadata") or {}).get("sha256") == digest:
+            return False
+        s3_client.put_object(Bucket=bucket, Key=object_key, Body=data, ContentType="application/json",
+                             Metadata={"sha256": digest})
+        return True
+    try:
+        with open(target, "rb") as handle:
+            if hashlib.sha256(handle.read()).hexdigest() == digest:
+                return False
+    except OSError:
+        pass
+    sink = LocalSink(target)
+    try:
+        sink.write(data)
+        sink.commit({})
+    except BaseException:
+        sink.abort()
+        raise
+    return True
