@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from typing import TYPE_CHECKING, Any, Union
 
 from flowzero.errors import AOIError
@@ -30,7 +31,9 @@ def _shape(geometry: Any) -> BaseGeometry:
     from shapely.geometry import shape
 
     if isinstance(geometry, dict):
-        return shape(geometry)
+        with warnings.catch_warnings():  # NaN coordinates: reported as an AOIError later, not as a warning
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return shape(geometry)
     if hasattr(geometry, "geom_type"):
         return geometry
     inner = getattr(geometry, "geometry", None)
@@ -150,12 +153,26 @@ def reproject_to_wgs84(geometry: BaseGeometry, crs: CRS) -> BaseGeometry:
     return shapely.transform(geometry, _apply)
 
 
+def _covering_simplification(geom: BaseGeometry, tolerance: float, max_vertices: int) -> BaseGeometry | None:
+    """Buffer out by 1.2 x ``tolerance``, simplify by ``tolerance``; None unless it fits and still covers."""
+    buffered = geom.buffer(_BUFFER_FACTOR * tolerance, quad_segs=2)
+    candidate = buffered.simplify(tolerance, preserve_topology=True)
+    if candidate.is_valid and vertex_count(candidate) <= max_vertices and candidate.covers(geom):
+        return candidate
+    return None
+
+
+_BUFFER_FACTOR = 1.2
+_BISECTION_STEPS = 12
+
+
 def clip_geometry(aoi: Any, max_vertices: int = PLANET_MAX_VERTICES) -> dict[str, Any]:
     """A GeoJSON clip geometry of at most ``max_vertices`` that still covers the whole AOI.
 
     Planet rejects clip AOIs above 500 vertices. Removing only redundant (collinear) points is tried first;
-    then the AOI is buffered outward by 2x a tolerance and simplified by that tolerance, so the simplified
-    outline stays outside the original; the tolerance grows until the result fits. Coverage is checked.
+    then the AOI is buffered outward a little more than a tolerance and simplified by that tolerance, so the
+    outline stays outside the original. The tolerance is doubled until the result fits, then bisected to the
+    smallest that fits (least extra area). Coverage is checked for every candidate, not assumed.
     """
     import shapely
 
@@ -168,15 +185,24 @@ def clip_geometry(aoi: Any, max_vertices: int = PLANET_MAX_VERTICES) -> dict[str
     if vertex_count(lossless) <= max_vertices and lossless.covers(geom):
         return to_geojson_dict(lossless)
     minx, miny, maxx, maxy = geom.bounds
-    tolerance = max(maxx - minx, maxy - miny, 1e-9) * 1e-5
-    for _ in range(60):
-        candidate = geom.buffer(2 * tolerance, quad_segs=2).simplify(tolerance, preserve_topology=True)
-        if (candidate.is_valid and vertex_count(candidate) <= max_vertices
-                and candidate.covers(geom)):
-            grown = 100 * (candidate.area / geom.area - 1) if geom.area else 0.0
-            log.debug("clip AOI simplified to %d vertices (tolerance %.3g deg, area +%.3f %%)",
-                      vertex_count(candidate), tolerance, grown)
-            return to_geojson_dict(shapely.force_2d(candidate))
-        tolerance *= 1.5
-    raise AOIError(f"cannot simplify the AOI to {max_vertices} vertices while covering it",
-                   hint="simplify the AOI in a GIS and try again")
+    span = max(maxx - minx, maxy - miny, 1e-9)
+    low, high = 0.0, span * 1e-5
+    best = _covering_simplification(geom, high, max_vertices)
+    while best is None:
+        low, high = high, high * 2
+        if high > span * 10:
+            raise AOIError(f"cannot simplify the AOI to {max_vertices} vertices while covering it",
+                           hint="simplify the AOI in a GIS and try again")
+        best = _covering_simplification(geom, high, max_vertices)
+    for _ in range(_BISECTION_STEPS):
+        middle = (low + high) / 2
+        candidate = _covering_simplification(geom, middle, max_vertices)
+        if candidate is None:
+            low = middle
+        else:
+            high = middle
+            if candidate.area < best.area:
+                best = candidate
+    log.debug("clip AOI simplified to %d vertices (tolerance %.3g deg, area +%.3f %%)",
+              vertex_count(best), high, 100 * (best.area / geom.area - 1) if geom.area else 0.0)
+    return to_geojson_dict(shapely.force_2d(best))

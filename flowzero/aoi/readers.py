@@ -136,10 +136,11 @@ def read_geojson(path: str | Path, name: str | None = None) -> AOI:
 def validate_shape(geometry: Any, where: str) -> BaseGeometry:
     """A geometry dict as shapely, with unreadable input reported as an AOIError (no range checks)."""
     from shapely.errors import GEOSException
-    from shapely.geometry import shape
+
+    from flowzero.aoi.geometry import _shape
 
     try:
-        return shape(geometry)
+        return _shape(geometry)
     except (ValueError, TypeError, AttributeError, KeyError, GEOSException) as exc:
         raise AOIError(f"{where}: unreadable geometry ({exc})") from None
 
