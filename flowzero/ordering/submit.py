@@ -18,9 +18,11 @@ from typing import Any, Callable, Optional, Protocol
 from flowzero.errors import AuthError, PlanetError
 from flowzero.models import Order
 from flowzero.ordering.plan import PlannedOrder, recorded_order
-from flowzero.storage import NOT_REORDERABLE_STATES
 
 log = logging.getLogger(__name__)
+
+# As for the order store's find_existing_order: an order in these states may be placed again.
+REORDERABLE_STATES = ("failed", "cancelled")
 
 # What happened to one planned order.
 ORDERED = "ordered"  # Planet accepted it now and it is recorded
@@ -97,7 +99,7 @@ def find_on_planet(client: OrdersClient, store: IntentStore, name: str) -> dict[
     if len(matches) > 1:
         log.warning("Planet holds %d unrecorded orders named %s; recording the oldest live one",
                     len(matches), name)
-    matches.sort(key=lambda o: (o.get("state") in ("failed", "cancelled"), str(o.get("created_on") or "")))
+    matches.sort(key=lambda o: (o.get("state") in REORDERABLE_STATES, str(o.get("created_on") or "")))
     return matches[0]
 
 
@@ -129,7 +131,7 @@ def reconcile_intents(store: IntentStore, client: OrdersClient) -> list[Order]:
 
 def _same_product(recorded: Order, wanted: Order) -> bool:
     """Does ``recorded`` (still live) order what ``wanted`` would: same type, dates, bundle and mosaic?"""
-    return (recorded.status in NOT_REORDERABLE_STATES
+    return (recorded.status not in REORDERABLE_STATES
             and recorded.order_type == wanted.order_type
             and recorded.start_date == wanted.start_date
             and recorded.end_date == wanted.end_date
