@@ -12,8 +12,11 @@ if TYPE_CHECKING:
     from flowzero.config import Config
     from flowzero.models import Order
 
-# Orders in these states still count as "already ordered" when deciding whether to order again.
-NOT_REORDERABLE_STATES = ("queued", "running", "success", "partial")
+# Orders in these states count as "already ordered" when deciding whether to order again; "unknown" is what an
+# imported record without a (recognisable) status gets, so old history blocks re-ordering too.
+NOT_REORDERABLE_STATES = ("queued", "running", "success", "partial", "unknown")
+# Orders that ended in these states may be placed again.
+REORDERABLE_STATES = ("failed", "cancelled")
 PENDING_STATES = ("queued", "running")
 
 
@@ -38,7 +41,7 @@ class OrderStore(Protocol):
     def find_existing_order(self, aoi_name: str, start_date: Optional[str], end_date: Optional[str],
                             product_bundle: Optional[str] = None,
                             order_type: Optional[str] = None) -> Optional[Order]:
-        """The newest order for this AOI and date range that is not failed or cancelled, or None."""
+        """The newest order for this AOI and date range in a NOT_REORDERABLE_STATES state, or None."""
 
     def has_completed_order(self, aoi_name: str, start_date: Optional[str], end_date: Optional[str]) -> bool:
         """Whether an order for this AOI and date range finished with status ``success``."""
@@ -99,4 +102,4 @@ def open_store(config: Config) -> OrderStore:
     return cls(config)  # type: ignore[no-any-return]
 
 
-__all__ = ["NOT_REORDERABLE_STATES", "PENDING_STATES", "OrderStore", "open_store"]
+__all__ = ["NOT_REORDERABLE_STATES", "PENDING_STATES", "REORDERABLE_STATES", "OrderStore", "open_store"]

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from flowzero.errors import UsageError
-from flowzero.models import Order
+from flowzero.models import ORDER_STATES, Order
 from flowzero.storage.records import format_timestamp
 
 if TYPE_CHECKING:
@@ -133,6 +133,17 @@ def _timestamp(value: Any) -> Optional[str]:
         return None
 
 
+def _status(value: Any) -> tuple[str, Optional[str]]:
+    """Planet's state, or "unknown" plus the original text when the old tool recorded none or something else.
+
+    "unknown" still blocks ordering that range again (see flowzero.storage.NOT_REORDERABLE_STATES).
+    """
+    text = _text(value, "status")
+    if text is not None and text.lower() in ORDER_STATES:
+        return text.lower(), None
+    return "unknown", text
+
+
 def legacy_record_to_order(record: Any, source: str = "orders.json") -> Order:
     """One old-tool record as an :class:`Order`; raises :class:`InvalidRecord` saying what is wrong."""
     if not isinstance(record, dict):
@@ -150,6 +161,9 @@ def legacy_record_to_order(record: Any, source: str = "orders.json") -> Order:
         metadata["imported_from"] = source
         if created_at is None and not _blank(record.get("timestamp")):
             metadata["legacy_timestamp"] = record["timestamp"]
+        status, odd_status = _status(record.get("status"))
+        if odd_status is not None:
+            metadata["legacy_status"] = odd_status
         return Order(
             order_id=order_id,
             aoi_name=aoi_name,
@@ -157,8 +171,7 @@ def legacy_record_to_order(record: Any, source: str = "orders.json") -> Order:
             batch_id=batch_id,
             start_date=_date(record.get("start_date"), "start_date"),
             end_date=_date(record.get("end_date"), "end_date"),
-            # The old tool did not always record a status; "unknown" still blocks ordering that range again.
-            status=(_text(record.get("status"), "status") or "unknown").lower(),
+            status=status,
             num_bands=_text(record.get("num_bands"), "num_bands"),
             product_bundle=_text(record.get("product_bundle"), "product_bundle"),
             clipped=_flag(record.get("clipped"), "clipped", default=True),
