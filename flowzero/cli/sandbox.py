@@ -1,0 +1,75 @@
+"""`flowzero sandbox serve`: run the local Planet-compatible server in the foreground until Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from flowzero.cli.context import AppContext
+from flowzero.errors import UsageError
+
+DEFAULT_DATA_DIR = "~/.flowzero/sandbox"
+
+
+@click.group("sandbox")
+def sandbox_group() -> None:
+    """A local Planet-compatible server for trying flowzero offline, tests and benchmarks."""
+
+
+def _stop_on_sigterm(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+@sandbox_group.command("serve")
+@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True,
+              help="Port on 127.0.0.1 (0: any free port).")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=DEFAULT_DATA_DIR, show_default=True,
+              help="Where orders and generated files are kept (reused across restarts).")
+@click.option("--file-size", type=click.IntRange(min=8), default=256 * 1024, show_default=True,
+              help="Bytes of each delivered image (analytic scene or basemap quad).")
+@click.option("--polls-per-state", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Order GETs per state step (queued -> running -> final); 0 finishes on the first GET.")
+@click.pass_obj
+def serve(app: AppContext, port: int, data_dir: str, file_size: int, polls_per_state: int) -> None:
+    """Serve the Planet Data, Orders and Basemaps APIs on 127.0.0.1 until Ctrl-C.
+
+    Any API key works except "invalid-key". The lines printed tell flowzero (or Planet's own CLI) where to go.
+    """
+    from flowzero.sandbox import Sandbox
+
+    folder = Path(os.path.expanduser(data_dir))
+    sandbox = Sandbox(folder, port=port, file_size=file_size, polls_per_state=polls_per_state)
+    try:
+        sandbox.bind()
+    except OSError as exc:
+        raise UsageError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}",
+                         hint="choose another --port, or 0 for any free port") from None
+    previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    for line in (
+        f"Planet sandbox listening on {sandbox.url} (data in {folder})",
+        f"export FLOWZERO_PLANET_API_URL={sandbox.api_url}",
+        f"export FLOWZERO_PLANET_ORDERS_URL={sandbox.orders_url}",
+        f"export FLOWZERO_PLANET_BASEMAPS_URL={sandbox.basemaps_url}",
+        "export PL_API_KEY=sandbox   # any key except 'invalid-key'",
+        f"# Planet's CLI: planet orders --base-url {sandbox.url}/compute/ops ...",
+        "Press Ctrl-C to stop.",
+    ):
+        click.echo(line)
+    sys.stdout.flush()
+    try:
+        sandbox.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sandbox.close()
+        signal.signal(signal.SIGTERM, previous)
+    click.echo("Sandbox stopped.", err=True)
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(sandbox_group)

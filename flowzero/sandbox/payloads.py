@@ -1,0 +1,125 @@
+"""The files orders deliver: generated once into ``data_dir/payloads`` with their digests, then served as is.
+
+Images are GeoTIFF-like (a little-endian TIFF header, then deterministic pseudo-random bytes from SHAKE-128 in
+1 MiB blocks), so the same (item, asset, size) always has the same bytes and the same md5/sha256, across runs
+and machines. Digests are computed while writing and kept next to the file, so a 1 GiB payload is hashed once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import struct
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+_BLOCK = 1024 * 1024
+_TIFF_HEADER = b"II*\x00" + struct.pack("<I", 8)
+
+
+class GenerationStopped(Exception):
+    """The sandbox is shutting down; a half-written payload is discarded."""
+
+
+@dataclass(frozen=True)
+class Payload:
+    path: Path
+    size: int
+    md5: str
+    sha256: str
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)
+
+
+class PayloadStore:
+    """Creates payload files atomically (temp file + rename); safe to call from many threads at once."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+        for stale in self.root.glob("*.tmp-*"):
+            stale.unlink(missing_ok=True)
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        """Make running generations give up at their next block."""
+        self._stop.set()
+
+    def _lock(self, name: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(name, threading.Lock())
+
+    def random_tiff(self, name: str, size: int) -> Payload:
+        """A ``size``-byte TIFF-like file whose bytes depend only on ``name`` and ``size``."""
+        filename = f"{_safe(name)}_{size}.tif"
+        return self._ensure(filename, lambda: _tiff_blocks(name, size, self._stop))
+
+    def content(self, name: str, data: bytes) -> Payload:
+        """A file holding exactly ``data`` (its name carries a digest, so other content is another file)."""
+        stem, dot, ext = _safe(name).rpartition(".")
+        digest = hashlib.sha256(data).hexdigest()[:12]
+        filename = f"{stem}.{digest}.{ext}" if dot else f"{ext}.{digest}"
+        return self._ensure(filename, lambda: iter([data]))
+
+    def _ensure(self, filename: str, produce: Callable[[], Iterable[bytes]]) -> Payload:
+        path = self.root / filename
+        with self._lock(filename):
+            known = _read_digests(path)
+            if known is not None:
+                return known
+            md5, sha256 = hashlib.md5(), hashlib.sha256()
+            tmp = path.with_name(f"{filename}.tmp-{os.getpid()}-{threading.get_ident()}")
+            size = 0
+            try:
+                with open(tmp, "wb") as out:
+                    for block in produce():
+                        out.write(block)
+                        md5.update(block)
+                        sha256.update(block)
+                        size += len(block)
+                os.replace(tmp, path)
+            finally:
+                tmp.unlink(missing_ok=True)
+            payload = Payload(path, size, md5.hexdigest(), sha256.hexdigest())
+            _sidecar(path).write_text(json.dumps({"size": size, "md5": payload.md5, "sha256": payload.sha256}))
+            return payload
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(path.name + ".digests.json")
+
+
+def _read_digests(path: Path) -> Payload | None:
+    try:
+        data = json.loads(_sidecar(path).read_text())
+        if path.stat().st_size != data["size"]:
+            return None
+        return Payload(path, int(data["size"]), str(data["md5"]), str(data["sha256"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _tiff_blocks(name: str, size: int, stop: threading.Event) -> Iterator[bytes]:
+    """Yield the file in 1 MiB blocks: TIFF header first, SHAKE-128(name, block index) after."""
+    seed = hashlib.sha256(f"{name}|{size}".encode()).digest()
+    written = 0
+    index = 0
+    while written < size:
+        if stop.is_set():
+            raise GenerationStopped(name)
+        length = min(_BLOCK, size - written)
+        block = hashlib.shake_128(seed + index.to_bytes(8, "big")).digest(length)
+        if index == 0:
+            head = _TIFF_HEADER[:length]
+            block = head + block[len(head):]
+        yield block
+        written += length
+        index += 1
