@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-pytest_plugins: list[str] = ["tests.fixtures.s3", "tests.fixtures.fileserver", "tests.fixtures.storage"]
+pytest_plugins: list[str] = ["tests.fixtures.s3", "tests.fixtures.fileserver", "tests.fixtures.storage",
+                             "tests.fixtures.sandbox"]
 
 
 @pytest.fixture(autouse=True)
