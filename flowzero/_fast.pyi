@@ -1,4 +1,65 @@
 """Type stubs for the Rust extension module built from flowzero_fast/."""
 
+from collections.abc import Sequence
+from typing import Callable, Optional, final
+
 def version() -> str:
     """Version of the compiled Rust core."""
+
+class TransferError(Exception):
+    """A batch of transfers could not run (single-file failures are results, not exceptions)."""
+
+class CredentialsError(TransferError):
+    """S3 credentials are missing or were refused (403, InvalidAccessKeyId, SignatureDoesNotMatch...)."""
+
+@final
+class Job:
+    """One file to move: source URL, destination (``s3://bucket/key`` or a local path), size, digests."""
+
+    url: str
+    destination: str
+    size: Optional[int]
+    md5: Optional[str]
+    sha256: Optional[str]
+    def __init__(
+        self,
+        url: str,
+        destination: str,
+        size: Optional[int] = None,
+        md5: Optional[str] = None,
+        sha256: Optional[str] = None,
+    ) -> None: ...
+
+@final
+class JobResult:
+    """What happened to one job: ``digest`` is the verified hex digest, ``error`` one redacted line."""
+
+    ok: bool
+    skipped: bool
+    bytes: int
+    seconds: float
+    digest: Optional[str]
+    error: Optional[str]
+
+def transfer(
+    jobs: Sequence[Job],
+    *,
+    max_workers: int = 8,
+    overwrite: bool = False,
+    region: Optional[str] = None,
+    endpoint_url: Optional[str] = None,
+    part_size: int = 16 * 1024 * 1024,
+    part_concurrency: int = 4,
+    timeout: float = 60.0,
+    max_retries: int = 5,
+    retry_base_delay: float = 0.25,
+    s3_checksums: bool = True,
+    progress: Optional[Callable[[int], object]] = None,
+) -> list[JobResult]:
+    """Move every job concurrently with the GIL released; one result per job, in order.
+
+    ``progress`` is called (with the GIL) about every 100 ms with the bytes received since its last call.
+    Ctrl-C cancels the batch, aborts multipart uploads, removes temp files and raises KeyboardInterrupt.
+    Raises CredentialsError when S3 credentials are missing or refused, TransferError when the batch
+    cannot run.
+    """

@@ -86,9 +86,16 @@ mod python {
     #[pymethods]
     impl JobResult {
         fn __repr__(&self) -> String {
+            let text = |v: &Option<String>| v.as_ref().map_or("None".to_string(), |s| format!("{s:?}"));
+            let flag = |b: bool| if b { "True" } else { "False" };
             format!(
-                "JobResult(ok={}, skipped={}, bytes={}, seconds={:.3}, digest={:?}, error={:?})",
-                self.ok, self.skipped, self.bytes, self.seconds, self.digest, self.error
+                "JobResult(ok={}, skipped={}, bytes={}, seconds={:.3}, digest={}, error={})",
+                flag(self.ok),
+                flag(self.skipped),
+                self.bytes,
+                self.seconds,
+                text(&self.digest),
+                text(&self.error)
             )
         }
     }
@@ -141,7 +148,8 @@ mod python {
                 }
             })
             .collect();
-        if !(timeout > 0.0 && timeout.is_finite()) || !(retry_base_delay >= 0.0 && retry_base_delay.is_finite()) {
+        let valid = timeout > 0.0 && timeout.is_finite() && retry_base_delay >= 0.0 && retry_base_delay.is_finite();
+        if !valid {
             return Err(pyo3::exceptions::PyValueError::new_err("timeout must be > 0 and retry_base_delay >= 0"));
         }
         let settings = Settings {
@@ -185,7 +193,7 @@ mod python {
                 match runtime.block_on(async { tokio::time::timeout(TICK, &mut batch).await }) {
                     Ok(joined) => {
                         let outcome = joined.unwrap_or_else(|e| Err(BatchError::Setup(format!("transfer task failed: {e}"))));
-                        return match Python::attach(|py| report(py)) {
+                        return match Python::attach(&mut report) {
                             Ok(()) => Waited::Done(outcome),
                             Err(err) => Waited::Interrupted(err),
                         };
