@@ -99,7 +99,7 @@ def _attempt(client: httpx.Client, job: TransferJob, sink: Sink, hasher: StreamH
         elif status in RETRY_STATUS:
             raise _Retry(f"HTTP {status}", _retry_after(response))
         else:
-            expired = status in (401, 403)
+            expired = status in (401, 403, 410)
             hint = " (the download link may have expired: check the order again)" if expired else ""
             raise TransferError(f"{job.name or 'file'}: HTTP {status}{hint}")
         for chunk in response.iter_raw(CHUNK_SIZE):
