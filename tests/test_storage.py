@@ -334,3 +334,20 @@ def test_open_store_selects_a_plugin_backend(tmp_path: Path) -> None:
             open_store(config)
     finally:
         plugins.unregister_plugin("memory-test-plugin")
+
+
+def test_one_store_shared_by_threads(store: SqliteOrderStore, make_order: MakeOrder) -> None:
+    """Downloader threads report through one store: their transactions must not interleave."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    store.save_order(make_order("shared"))
+
+    def work(worker: int) -> None:
+        for i in range(40):
+            store.save_order(make_order(f"t{worker}-{i}", batch_id=f"t{worker}"))
+            store.update_order_status("shared", "running", {f"t{worker}-{i}": i})
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        list(pool.map(work, range(6)))
+    assert len(store.list_orders()) == 6 * 40 + 1
+    assert len(store.get_order("shared").metadata) == 6 * 40  # type: ignore[union-attr]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -57,6 +58,24 @@ def _prepare_files(path: Path) -> None:
                            hint="check database_path / --database-path and folder permissions") from None
 
 
+def _enable_wal(conn: apsw.Connection) -> None:
+    """Switch to WAL, retrying: SQLite may answer "locked" at once, without waiting in the busy handler, while
+    another process is switching the same fresh file (seen with 8 processes opening a new database)."""
+    import apsw
+
+    deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+    delay = 0.002
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL").fetchall()
+            return
+        except apsw.BusyError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+
 class SqliteOrderStore:
     """Orders and order intents in a SQLite file (``database_path``)."""
 
@@ -97,7 +116,7 @@ class SqliteOrderStore:
             set_timeout(int(BUSY_TIMEOUT_SECONDS * 1000))
             with self._errors():
                 if not memory:
-                    conn.execute("PRAGMA journal_mode = WAL").fetchall()
+                    _enable_wal(conn)
                 conn.execute("PRAGMA synchronous = FULL")
         except BaseException:
             conn.close()
