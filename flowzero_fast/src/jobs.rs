@@ -124,22 +124,21 @@ pub async fn run_batch(
     };
     let gate = Arc::new(Semaphore::new(settings.max_workers.max(1)));
     let ctx = Arc::new(Ctx { http, s3, settings, stop: stop.clone(), auth_error: Mutex::new(None), progress });
-    let handles: Vec<_> = jobs
-        .into_iter()
-        .map(|job| {
-            let (ctx, gate) = (ctx.clone(), gate.clone());
-            tokio::spawn(async move {
-                let permit = tokio::select! {
-                    permit = gate.acquire_owned() => permit.ok(),
-                    _ = stopped(ctx.stop.subscribe()) => None,
-                };
-                match permit {
-                    Some(_permit) => run_job(&ctx, &job).await,
-                    None => failed(Failure::Cancelled, 0.0),
-                }
-            })
-        })
-        .collect();
+    // Jobs start in order: the dispatcher waits for a free worker before starting the next one.
+    let mut handles = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let permit = tokio::select! {
+            permit = gate.clone().acquire_owned() => permit.ok(),
+            _ = stopped(ctx.stop.subscribe()) => None,
+        };
+        let ctx = ctx.clone();
+        handles.push(tokio::spawn(async move {
+            match permit {
+                Some(_permit) => run_job(&ctx, &job).await,
+                None => failed(Failure::Cancelled, 0.0),
+            }
+        }));
+    }
     let mut results = Vec::with_capacity(handles.len());
     for handle in handles {
         results.push(handle.await.unwrap_or_else(|e| failed(Failure::Fatal(format!("transfer task failed: {e}")), 0.0)));
