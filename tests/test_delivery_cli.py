@@ -88,7 +88,7 @@ def files_under(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
-# -- one order, local folder -------------------------------------------------------------------------------------
+# -- one order, local folder ---------------------------------------------------------------------------------
 
 
 def test_local_delivery_layout_db_rerun_overwrite_and_repair(planet: Any, store: Any, db_path: Path,
@@ -125,7 +125,8 @@ def test_local_delivery_layout_db_rerun_overwrite_and_repair(planet: Any, store:
 
     victim = out / FOLDER / "2024_01_05_181001_00_2262.tiff"
     victim.write_bytes(b"\0" * victim.stat().st_size)
-    repaired = json.loads(invoke(db_path, "check-order-status", order_id, "--output", str(out), "--json").stdout)
+    rerun = invoke(db_path, "check-order-status", order_id, "--output", str(out), "--json")
+    repaired = json.loads(rerun.stdout)
     assert (repaired["downloaded"], repaired["skipped"]) == (1, 1)
     assert victim.read_bytes() == expected[victim.name]
 
@@ -141,7 +142,7 @@ def test_human_output_and_state_only(planet: Any, store: Any, db_path: Path) -> 
     assert not store.get_order(order_id).metadata.get("delivered_at")
 
 
-# -- S3, both downloaders ---------------------------------------------------------------------------------------
+# -- S3, both downloaders ------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("downloader", ["threads", "s5cmd"])
@@ -181,8 +182,8 @@ def test_s3_prefix_and_resumed_downloads(planet: Any, store: Any, db_path: Path,
         assert s3_bucket.get(f"rivers/{FOLDER}/{name}") == data
 
 
-def test_flipped_bytes_fail_the_command_and_leave_nothing(planet: Any, store: Any, db_path: Path, tmp_path: Path,
-                                                          planet_sandbox: Sandbox,
+def test_flipped_bytes_fail_the_command_and_leave_nothing(planet: Any, store: Any, db_path: Path,
+                                                          tmp_path: Path, planet_sandbox: Sandbox,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     from flowzero.delivery import deliver
 
@@ -207,8 +208,34 @@ def test_flipped_bytes_fail_the_command_and_leave_nothing(planet: Any, store: An
     assert "delivered_at" not in store.get_order(order_id).metadata
 
 
-def test_corrupt_manifest_is_an_error_not_a_silent_pass(planet: Any, store: Any, db_path: Path, tmp_path: Path,
-                                                        planet_sandbox: Sandbox) -> None:
+def test_expired_links_are_refreshed_once(planet: Any, store: Any, db_path: Path, tmp_path: Path,
+                                          planet_sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    from flowzero.delivery import deliver
+
+    order_id = place_order(planet, store, ITEMS[:2])
+    real = deliver.make_downloader
+    calls = []
+
+    def expire_first(*args: Any, **kwargs: Any) -> Any:  # links die between the order GET and the downloads
+        calls.append(1)
+        if len(calls) == 1:
+            planet_sandbox.set_faults(expire_links=True)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(deliver, "make_downloader", expire_first)
+    out = tmp_path / "out"
+
+    result = invoke(db_path, "check-order-status", order_id, "--output", str(out), "--json")
+
+    assert result.exit_code == 0, result.output
+    assert len(calls) == 2
+    assert json.loads(result.stdout)["downloaded"] == 2
+    for name, data in served_images(planet, order_id).items():
+        assert (out / FOLDER / name).read_bytes() == data
+
+
+def test_corrupt_manifest_is_an_error_not_a_silent_pass(planet: Any, store: Any, db_path: Path,
+                                                        tmp_path: Path, planet_sandbox: Sandbox) -> None:
     order_id = place_order(planet, store, ITEMS[:1])
     planet.get_order(order_id)
     planet_sandbox.set_faults(flip_byte=1)  # the first download is manifest.json
@@ -220,7 +247,7 @@ def test_corrupt_manifest_is_an_error_not_a_silent_pass(planet: Any, store: Any,
     assert not (tmp_path / "out").exists()
 
 
-# -- errors --------------------------------------------------------------------------------------------------------
+# -- errors --------------------------------------------------------------------------------------------------
 
 
 def test_unknown_order_id_is_one_line(store: Any, db_path: Path, env: dict[str, str]) -> None:
@@ -239,7 +266,8 @@ def test_output_s3_needs_a_bucket(planet: Any, store: Any, db_path: Path) -> Non
 
 def test_unknown_downloader_is_refused(planet: Any, store: Any, db_path: Path, tmp_path: Path) -> None:
     order_id = place_order(planet, store, ITEMS[:1])
-    result = invoke(db_path, "check-order-status", order_id, "--output", str(tmp_path), "--downloader", "nope")
+    result = invoke(db_path, "check-order-status", order_id, "--output", str(tmp_path),
+                    "--downloader", "nope")
     assert result.exit_code != 0 and "no downloader named 'nope'" in result.stderr
 
 
@@ -262,7 +290,8 @@ def test_wait_polls_until_final_then_delivers(planet: Any, store: Any, db_path: 
     planet_sandbox.set_faults(order_polls_per_state=1)
     order_id = place_order(planet, store, ITEMS[:1])
 
-    result = invoke(db_path, "check-order-status", order_id, "--output", str(tmp_path / "o"), "--wait", "--json")
+    result = invoke(db_path, "check-order-status", order_id, "--output", str(tmp_path / "o"), "--wait",
+                    "--json")
 
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["category"] == "delivered"
@@ -270,7 +299,7 @@ def test_wait_polls_until_final_then_delivers(planet: Any, store: Any, db_path: 
     assert len(gets) >= 2  # it polled
 
 
-# -- batches ---------------------------------------------------------------------------------------------------------
+# -- batches -------------------------------------------------------------------------------------------------
 
 
 def test_batch_summary_every_state_db_and_rerun(planet: Any, store: Any, db_path: Path, tmp_path: Path,
@@ -321,12 +350,14 @@ def test_unknown_batch_is_one_line(store: Any, db_path: Path, env: dict[str, str
     assert result.stderr.strip().startswith("Error: no orders recorded for batch 'nope'")
 
 
-def test_metadata_json_digest_matches_manifest(planet: Any, store: Any, db_path: Path, tmp_path: Path) -> None:
+def test_metadata_json_digest_matches_manifest(planet: Any, store: Any, db_path: Path,
+                                               tmp_path: Path) -> None:
     order_id = place_order(planet, store, ITEMS[:1], bundle="analytic_udm2")
     out = tmp_path / "m"
     assert invoke(db_path, "check-order-status", order_id, "--output", str(out)).exit_code == 0
     order = planet.get_order(order_id)
-    manifest_url = next(r["location"] for r in order["_links"]["results"] if r["name"].endswith("manifest.json"))
+    results = order["_links"]["results"]
+    manifest_url = next(r["location"] for r in results if r["name"].endswith("manifest.json"))
     manifest = httpx.get(manifest_url).json()
     image = next(f for f in manifest["files"] if "_AnalyticMS" in f["path"])
     [tiff] = list((out / FOLDER).glob("*.tiff"))

@@ -14,10 +14,11 @@ from typing import Any, Callable
 
 from flowzero.delivery.destination import Destination, write_document
 from flowzero.delivery.jobs import UNKNOWN_AOI, DeliveryPlan, metadata_document, plan_delivery
-from flowzero.delivery.manifest import manifest_link, parse_manifest
+from flowzero.delivery.manifest import Manifest, manifest_link, parse_manifest
 from flowzero.delivery.progress import TransferProgress
+from flowzero.downloaders.verify import EXPIRED_MARK
 from flowzero.errors import FlowzeroError
-from flowzero.models import FINAL_STATES, ORDER_STATES, Order, TransferResult
+from flowzero.models import FINAL_STATES, ORDER_STATES, Order, TransferJob, TransferResult
 from flowzero.redact import redact
 
 MAX_CONCURRENT_CHECKS = 8
@@ -77,6 +78,7 @@ class _Checked:
     record: Order | None
     order_json: dict[str, Any] | None = None
     plan: DeliveryPlan | None = None
+    manifest: Manifest | None = None
     error: str | None = None
 
 
@@ -121,7 +123,7 @@ def check_orders(targets: Sequence[tuple[str, Order | None]], planet: Any, store
     workers = max(1, min(MAX_CONCURRENT_CHECKS, len(targets)))
     with ThreadPoolExecutor(workers) as pool:
         checked = list(pool.map(lambda t: _check_one(t[0], t[1], planet, settings, say), targets))
-    results = _transfer_all(checked, config, settings, say)
+    results = _transfer_all(checked, planet, config, settings, say)
     s3_client = _s3_client_if_needed(checked, config, settings)
     outcomes = [_conclude(c, results.get(c.order_id, []), settings, s3_client) for c in checked]
     for outcome, item in zip(outcomes, checked):
@@ -144,10 +146,10 @@ def _check_one(order_id: str, record: Order | None, planet: Any, settings: Deliv
         state = str(order_json.get("state", ""))
         if state in ("success", "partial") and settings.destination is not None:
             link = manifest_link(order_json)
-            manifest = parse_manifest(planet.get_json(link["location"])) if link else None
-            if manifest is None:
-                say(f"order {order_id}: no manifest.json; files are checked by size only")
-            item.plan = plan_delivery(order_json, record, manifest, settings.destination)
+            item.manifest = parse_manifest(planet.get_json(link["location"])) if link else None
+            if item.manifest is None:
+                say(f"order {order_id}: no manifest.json; files cannot be checked against Planet's digests")
+            item.plan = plan_delivery(order_json, record, item.manifest, settings.destination)
     except FlowzeroError as exc:
         item.error = redact(exc.message)
     except Exception as exc:  # one order's surprise must not sink the batch
@@ -169,33 +171,68 @@ def make_downloader(name: str, config: Any, overwrite: bool, progress: Any) -> A
     return cls(options)
 
 
-def _transfer_all(checked: Sequence[_Checked], config: Any, settings: DeliverySettings,
+def _transfer_all(checked: Sequence[_Checked], planet: Any, config: Any, settings: DeliverySettings,
                   say: Say) -> dict[str, list[TransferResult]]:
+    """Every deliverable order's jobs in ONE downloader run, then one more for files whose links expired."""
     plans = [c.plan for c in checked if c.plan is not None and c.plan.jobs]
     jobs = [job for plan in plans for job in plan.jobs]
     if not jobs:
         return {}
+    where = settings.destination.describe() if settings.destination else "?"
+    say(f"delivering {len(jobs)} file(s) of {len(plans)} order(s) to {where} with '{settings.downloader}'")
     with TransferProgress(settings.show_progress) as progress:
         progress.add(sum(job.size or 0 for job in jobs), len(jobs))
-        downloader = make_downloader(settings.downloader, config, settings.overwrite, progress)
-        where = settings.destination.describe() if settings.destination else "?"
-        say(f"delivering {len(jobs)} file(s) of {len(plans)} order(s) to {where} "
-            f"with '{settings.downloader}'")
-        try:
-            results = list(downloader.transfer(jobs))
-        except Exception as exc:  # a downloader plugin broke its contract: every file of the run failed
-            text = exc.message if isinstance(exc, FlowzeroError) else f"{type(exc).__name__}: {exc}"
-            message = redact(text)
-            results = [TransferResult(job, ok=False, error=message) for job in jobs]
-        if len(results) != len(jobs):
-            results = [TransferResult(job, ok=False, error="downloader returned no result") for job in jobs]
-        progress.finish(results)
-    by_order: dict[str, list[TransferResult]] = {}
-    start = 0
-    for plan in plans:
-        by_order[plan.order_id] = results[start:start + len(plan.jobs)]
-        start += len(plan.jobs)
+        results = _run_downloader(jobs, config, settings, progress)
+        by_order: dict[str, list[TransferResult]] = {}
+        start = 0
+        for plan in plans:
+            by_order[plan.order_id] = results[start:start + len(plan.jobs)]
+            start += len(plan.jobs)
+        _retry_expired(checked, by_order, planet, config, settings, progress, say)
     return by_order
+
+
+def _run_downloader(jobs: list[TransferJob], config: Any, settings: DeliverySettings,
+                    progress: TransferProgress) -> list[TransferResult]:
+    downloader = make_downloader(settings.downloader, config, settings.overwrite, progress)
+    try:
+        results = list(downloader.transfer(jobs))
+    except Exception as exc:  # a downloader plugin broke its contract: every file of the run failed
+        text = exc.message if isinstance(exc, FlowzeroError) else f"{type(exc).__name__}: {exc}"
+        results = [TransferResult(job, ok=False, error=redact(text)) for job in jobs]
+    if len(results) != len(jobs):
+        results = [TransferResult(job, ok=False, error="downloader returned no result") for job in jobs]
+    progress.finish(results)
+    return results
+
+
+def _retry_expired(checked: Sequence[_Checked], by_order: dict[str, list[TransferResult]], planet: Any,
+                   config: Any, settings: DeliverySettings, progress: TransferProgress, say: Say) -> None:
+    """Download links expire: files refused for that get one more try with the order's fresh links."""
+    retries: list[tuple[_Checked, list[int], list[TransferJob]]] = []
+    for item in checked:
+        results = by_order.get(item.order_id) or []
+        stale = [i for i, r in enumerate(results) if not r.ok and EXPIRED_MARK in (r.error or "")]
+        if not stale or item.plan is None or settings.destination is None:
+            continue
+        try:
+            fresh_json = planet.get_order(item.order_id)
+            fresh = plan_delivery(fresh_json, item.record, item.manifest, settings.destination)
+        except FlowzeroError:
+            continue
+        fresh_jobs = dict(zip(fresh.keys, fresh.jobs))
+        usable = [i for i in stale if item.plan.keys[i] in fresh_jobs]
+        if usable:
+            item.order_json = fresh_json
+            retries.append((item, usable, [fresh_jobs[item.plan.keys[i]] for i in usable]))
+    jobs = [job for _, _, order_jobs in retries for job in order_jobs]
+    if not jobs:
+        return
+    say(f"{len(jobs)} download link(s) expired; trying again with fresh links")
+    results = iter(_run_downloader(jobs, config, settings, progress))
+    for item, positions, _ in retries:
+        for i in positions:
+            by_order[item.order_id][i] = next(results)
 
 
 def _s3_client_if_needed(checked: Sequence[_Checked], config: Any, settings: DeliverySettings) -> Any:

@@ -15,7 +15,7 @@ from typing import Callable
 import httpx
 
 from flowzero.downloaders.sinks import Sink
-from flowzero.downloaders.verify import CHUNK_SIZE, StreamHasher
+from flowzero.downloaders.verify import CHUNK_SIZE, EXPIRED_MARK, StreamHasher
 from flowzero.errors import TransferError
 from flowzero.models import TransferJob
 
@@ -100,7 +100,7 @@ def _attempt(client: httpx.Client, job: TransferJob, sink: Sink, hasher: StreamH
             raise _Retry(f"HTTP {status}", _retry_after(response))
         else:
             expired = status in (401, 403, 410)
-            hint = " (the download link may have expired: check the order again)" if expired else ""
+            hint = f" ({EXPIRED_MARK})" if expired else ""
             raise TransferError(f"{job.name or 'file'}: HTTP {status}{hint}")
         for chunk in response.iter_raw(CHUNK_SIZE):
             sink.write(chunk)

@@ -15,6 +15,7 @@ from flowzero.errors import TransferError
 from flowzero.models import TransferJob
 
 CHUNK_SIZE = 1024 * 1024
+EXPIRED_MARK = "the download link may have expired"  # in a result's error: worth a retry with fresh links
 
 
 class ChecksumMismatch(TransferError):
