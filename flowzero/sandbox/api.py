@@ -1,8 +1,8 @@
 """What every sandbox endpoint shares: Planet's error shapes and its RFC 3339 timestamps.
 
-Planet answers errors in two shapes: the gateway's 401 is ``{"message": ..., "errors": []}``, and the APIs'
-own errors are ``{"general": [{"message": ...}], "field": {name: [{"message": ...}]}}``. The sandbox keeps both
-so clients are tested against what they will really parse.
+Planet answers errors in two shapes: the gateway's 401 is ``{"message": ..., "errors": []}``, and the
+APIs' own errors are ``{"general": [{"message": ...}], "field": {name: [{"message": ...}]}}``. The sandbox
+keeps both so clients are tested against what they will really parse.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def now_utc() -> datetime:
 
 
 def parse_time(value: Any, where: str) -> datetime:
-    """An RFC 3339 timestamp (or a bare date) as an aware UTC datetime; a 400 naming ``where`` if it is not."""
+    """An RFC 3339 timestamp (or a bare date) as an aware UTC datetime; else a 400 naming ``where``."""
     if not isinstance(value, str) or not value:
         raise bad_request(f"{where}: expected an RFC 3339 timestamp, got {value!r}", where)
     text = value.strip()

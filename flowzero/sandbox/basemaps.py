@@ -1,7 +1,8 @@
 """The Basemaps API: global monthly and quarterly mosaics, and their level-15 quads for any bounding box.
 
-Quads follow Planet's grid: 4096-pixel Web-Mercator tiles at zoom 15, 2048 across, named ``L15-{x}E-{y}N`` with
-``y`` counted from the south. Mosaics exist from January 2016 to the last complete month (or quarter).
+Quads follow Planet's grid: 4096-pixel Web-Mercator tiles at zoom 15, 2048 across, named
+``L15-{x}E-{y}N`` with ``y`` counted from the south. Mosaics exist from January 2016 to the last complete
+month (or quarter).
 """
 
 from __future__ import annotations
@@ -88,7 +89,10 @@ def quad_bounds(x: int, y_north: int) -> tuple[float, float, float, float]:
     return (west, _lat_of_row_top(row + 1), east, _lat_of_row_top(row))
 
 
-def quads_in_bbox(bbox: tuple[float, float, float, float]) -> list[tuple[str, tuple[float, float, float, float]]]:
+Bounds = tuple[float, float, float, float]
+
+
+def quads_in_bbox(bbox: Bounds) -> list[tuple[str, Bounds]]:
     """(quad id, lon/lat bounds) of every quad touching ``bbox``, west to east, north to south."""
     west, south, east, north = bbox
     x0, x1 = _tile_x(west), _tile_x(east)
@@ -157,11 +161,12 @@ class Basemaps:
 
     def describe(self, mosaic: Mosaic) -> dict[str, Any]:
         link = f"{self.url}/{mosaic.id}"
+        tiles = f"{self.url.rsplit('/mosaics', 1)[0]}/planet-tiles"
         return {
             "_links": {
                 "_self": link,
                 "quads": f"{link}/quads?bbox={{lx}},{{ly}},{{ux}},{{uy}}",
-                "tiles": f"{self.url.rsplit('/mosaics', 1)[0]}/planet-tiles/{mosaic.name}/gmap/{{z}}/{{x}}/{{y}}.png",
+                "tiles": f"{tiles}/{mosaic.name}/gmap/{{z}}/{{x}}/{{y}}.png",
             },
             "bbox": [-180.0, -MAX_LAT, 180.0, MAX_LAT],
             "coordinate_system": "EPSG:3857",

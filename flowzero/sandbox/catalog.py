@@ -5,9 +5,9 @@ AOI's bounding box and the day, so the same search always finds the same scenes 
 the shorter range's scenes too. A scene's properties (cloud cover, quality, assets...) are drawn from its id
 alone, so an order can describe an item it never saw in a search.
 
-Most footprints cover the AOI's bounding box entirely (tilted like real PlanetScope frames); about a quarter cover
-only 40-90 % of it, so coverage-based selection has something to reject. About half the scenes are cloud free,
-some are cloudy, about one in eight is of "test" quality and a few lack the surface-reflectance assets.
+Most footprints cover the AOI's bounding box entirely (tilted like real PlanetScope frames); about a
+quarter cover only 40-90 % of it, so coverage-based selection has something to reject. About half the
+scenes are cloud free, some are cloudy, one in eight is of "test" quality and a few lack surface reflectance.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def instrument_of(item_id: str) -> str:
 
 
 def assets_for(item_id: str) -> list[str]:
-    """The asset types the item offers: 8-band ones for SuperDove (2021 on); a few lack surface reflectance."""
+    """The item's asset types: 8-band ones for SuperDove (2021 on); a few lack surface reflectance."""
     rng = _rng("assets", item_id)
     eight_band = instrument_of(item_id) == "PSB.SD"
     has_sr = rng.random() >= 0.06

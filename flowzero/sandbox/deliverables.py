@@ -1,9 +1,9 @@
 """What an order request delivers: validation like Planet's, then one planned file per result.
 
-A PSScene order yields, per item, the bundle's image (``<item>_3B_AnalyticMS_SR_clip.tif`` for analytic_sr_udm2),
-the udm2 mask, the metadata XML and ``<item>_metadata.json``; ``_clip`` appears only with a clip tool. A basemap
-order (``source_type: basemaps``) yields ``<mosaic_name>/<quad id>.tif`` for every quad its geometry touches
-(or one ``<mosaic_name>_merged.tif`` with a merge tool).
+A PSScene order yields, per item, the bundle's image (``<item>_3B_AnalyticMS_SR_clip.tif`` for
+analytic_sr_udm2), the udm2 mask, the metadata XML and ``<item>_metadata.json``; ``_clip`` appears only with a
+clip tool. A basemap order (``source_type: basemaps``) yields ``<mosaic_name>/<quad id>.tif`` for every
+quad its geometry touches (or one ``<mosaic_name>_merged.tif`` with a merge tool).
 """
 
 from __future__ import annotations
@@ -33,11 +33,12 @@ class Bundle:
 
 
 BUNDLES = {
-    "analytic_sr_udm2": Bundle("ortho_analytic_4b_sr", "AnalyticMS_SR", "ortho_analytic_4b_xml", "AnalyticMS_metadata",
-                               True),
+    "analytic_sr_udm2": Bundle("ortho_analytic_4b_sr", "AnalyticMS_SR", "ortho_analytic_4b_xml",
+                               "AnalyticMS_metadata", True),
     "analytic_8b_sr_udm2": Bundle("ortho_analytic_8b_sr", "AnalyticMS_SR_8b", "ortho_analytic_8b_xml",
                                   "AnalyticMS_8b_metadata", True),
-    "analytic_udm2": Bundle("ortho_analytic_4b", "AnalyticMS", "ortho_analytic_4b_xml", "AnalyticMS_metadata", True),
+    "analytic_udm2": Bundle("ortho_analytic_4b", "AnalyticMS", "ortho_analytic_4b_xml", "AnalyticMS_metadata",
+                            True),
     "analytic_8b_udm2": Bundle("ortho_analytic_8b", "AnalyticMS_8b", "ortho_analytic_8b_xml",
                                "AnalyticMS_8b_metadata", True),
     "visual": Bundle("ortho_visual", "Visual", None, None, False),
@@ -72,7 +73,8 @@ def _tools(body: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _file(path: str, group: str, payload: dict[str, Any], media_type: str,
           annotations: dict[str, str]) -> dict[str, Any]:
-    return {"path": path, "group": group, "payload": payload, "media_type": media_type, "annotations": annotations}
+    return {"path": path, "group": group, "payload": payload, "media_type": media_type,
+            "annotations": annotations}
 
 
 def plan_order(body: Any, file_size: int, basemaps: Basemaps) -> tuple[str, list[dict[str, Any]]]:
@@ -129,7 +131,8 @@ def _plan_scenes(products: list[dict[str, Any]], file_size: int, clipped: bool) 
     return files
 
 
-def _item_files(item: str, bundle_name: str, bundle: Bundle, suffix: str, file_size: int) -> list[dict[str, Any]]:
+def _item_files(item: str, bundle_name: str, bundle: Bundle, suffix: str,
+                file_size: int) -> list[dict[str, Any]]:
     def notes(asset: str) -> dict[str, str]:
         return {"planet/asset_type": asset, "planet/bundle_type": bundle_name, "planet/item_id": item,
                 "planet/item_type": ITEM_TYPE}
@@ -173,11 +176,13 @@ def _plan_basemaps(products: list[dict[str, Any]], tools: list[dict[str, Any]], 
         else:
             raise bad_request("a basemap product needs a geometry or quad_ids", "products")
         if len(quads) > MAX_QUADS:
-            raise bad_request(f"the order covers {len(quads)} quads; at most {MAX_QUADS}", "products.geometry")
+            raise bad_request(f"the order covers {len(quads)} quads; at most {MAX_QUADS}",
+                              "products.geometry")
         notes = {"planet/asset_type": "quad", "planet/bundle_type": "basemaps", "planet/mosaic_name": name}
         if merged:
             files.append(_file(f"{name}/{name}_merged.tif", name,
-                               {"kind": "tiff", "name": f"{name}_merged_{'_'.join(quads)[:80]}", "size": file_size},
+                               {"kind": "tiff", "name": f"{name}_merged_{'_'.join(quads)[:80]}",
+                                "size": file_size},
                                "image/tiff", {**notes, "planet/item_id": f"{name}_merged"}))
             continue
         for qid in quads:

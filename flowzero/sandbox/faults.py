@@ -1,6 +1,7 @@
 """Fault switches and the request log, shared by every handler thread.
 
-Counters ("the next N requests") are decremented under one lock, so N concurrent requests see exactly N faults.
+Counters ("the next N requests") are decremented under one lock, so N concurrent requests see exactly N
+faults.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from typing import Any
 
 OUTCOMES = ("success", "partial", "failed", "cancelled")
 
-# name -> (kind, default); kinds: count (int >= 0), statuses (int or list of 4xx/5xx), flag (bool), number (int >= 0)
+# name -> (kind, default). Kinds: count (int >= 0), statuses (a count, or a list of 4xx/5xx statuses),
+# flag (bool), number (int >= 0).
 _SWITCHES: dict[str, tuple[str, Any]] = {
     "rate_limit": ("count", 0),  # next N API requests: 429 with Retry-After
     "retry_after": ("number", 1),  # seconds in that Retry-After header
@@ -24,7 +26,7 @@ _SWITCHES: dict[str, tuple[str, Any]] = {
     "ignore_range": ("flag", False),  # answer ranged GETs with 200 and the whole body
     "slow_ms": ("number", 0),  # delay before every response
     "expire_links": ("flag", False),  # one-shot: every download link issued so far expires now
-    "order_polls_per_state": ("number", 1),  # order GETs per state step (queued -> running -> final); 0: at once
+    "order_polls_per_state": ("number", 1),  # order GETs per step queued -> running -> final; 0: at once
 }
 
 

@@ -2,7 +2,8 @@
 
 Supported: AndFilter, OrFilter, NotFilter, GeometryFilter (intersects), DateRangeFilter, RangeFilter,
 StringInFilter, NumberInFilter, AssetFilter (all listed assets present), UpdateFilter, and PermissionFilter
-(accepted and ignored: every sandbox user may download everything). Anything malformed is a 400 with a message.
+(accepted and ignored: every sandbox user may download everything). Anything malformed is a 400 with a
+message.
 """
 
 from __future__ import annotations
@@ -111,7 +112,12 @@ def compile_filter(spec: Any, where: str = "filter") -> Predicate:
     if kind == "RangeFilter":
         field = _field_name(spec, where)
         checks = _comparisons(config, f"{where}.config", _number)
-        return lambda f: isinstance(_field_value(f, field), (int, float)) and _in_bounds(_field_value(f, field), checks)
+
+        def in_range(f: dict[str, Any]) -> bool:
+            value = _field_value(f, field)
+            return isinstance(value, (int, float)) and _in_bounds(value, checks)
+
+        return in_range
     if kind in ("StringInFilter", "NumberInFilter"):
         field = _field_name(spec, where)
         wanted_type = str if kind == "StringInFilter" else (int, float)

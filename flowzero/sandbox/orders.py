@@ -77,7 +77,7 @@ class OrderBook:
         self._db = data_dir / "orders.json"
         self._load()
 
-    # -- persistence -------------------------------------------------------------------------------------------
+    # -- persistence -----------------------------------------------------------------------------------------
 
     def _load(self) -> None:
         try:
@@ -92,7 +92,8 @@ class OrderBook:
         self._seq = max([r.seq for r in self._orders.values()], default=0)
 
     def _save(self) -> None:
-        data = {"version": 1, "orders": [asdict(r) for r in sorted(self._orders.values(), key=lambda r: r.seq)]}
+        ordered = sorted(self._orders.values(), key=lambda r: r.seq)
+        data = {"version": 1, "orders": [asdict(r) for r in ordered]}
         tmp = self._db.with_name(f"{self._db.name}.tmp-{threading.get_ident()}")
         tmp.write_text(json.dumps(data))
         os.replace(tmp, self._db)
@@ -101,7 +102,7 @@ class OrderBook:
         self.payloads.stop()
         self._executor.shutdown(wait=True, cancel_futures=True)
 
-    # -- the API -----------------------------------------------------------------------------------------------
+    # -- the API ---------------------------------------------------------------------------------------------
 
     def create(self, body: Any) -> dict[str, Any]:
         source_type, files = plan_order(body, self.file_size, self.basemaps)
@@ -117,7 +118,7 @@ class OrderBook:
             return self.describe(record)
 
     def get(self, order_id: str) -> dict[str, Any]:
-        """The order after one more poll (which may move it a state on), with fresh links where they expired."""
+        """The order after one more poll (which may move it on a state), with fresh links where expired."""
         with self._lock:
             record = self._record(order_id)
             if record.state in FINAL_STATES:
@@ -146,8 +147,8 @@ class OrderBook:
         with self._lock:
             record = self._record(order_id)
             if record.state in FINAL_STATES:
-                raise ApiError(409, f"Order {order_id} is {record.state}; only queued or running orders can be "
-                                    "cancelled")
+                raise ApiError(409, f"Order {order_id} is {record.state}; only queued or running orders "
+                                    "can be cancelled")
             self._finish(record, "cancelled", "Order cancelled by user", [])
             future = self._ready.pop(record.id, None)
             if future is not None:
@@ -169,7 +170,8 @@ class OrderBook:
                 try:
                     marker = int(params["page_marker"])
                 except ValueError:
-                    raise bad_request(f"invalid page_marker {params['page_marker']!r}", "page_marker") from None
+                    raise bad_request(f"invalid page_marker {params['page_marker']!r}",
+                                      "page_marker") from None
                 found = [r for r in found if r.seq < marker]
             page = found[:LIST_PAGE_SIZE]
             kept = {k: v for k, v in params.items() if k != "page_marker"}
@@ -207,7 +209,7 @@ class OrderBook:
                 order[key] = request[key]
         return order
 
-    # -- downloads ---------------------------------------------------------------------------------------------
+    # -- downloads -------------------------------------------------------------------------------------------
 
     def resolve(self, order_id: str, path: str, token: str | None) -> Path:
         """The file behind a download link; 404 unknown, 403 wrong token, 410 expired."""
@@ -235,7 +237,7 @@ class OrderBook:
                     entry["expires"] = min(entry["expires"], past)
             self._save()
 
-    # -- internals ---------------------------------------------------------------------------------------------
+    # -- internals -------------------------------------------------------------------------------------------
 
     def _record(self, order_id: str) -> OrderRecord:
         record = self._orders.get(order_id)
@@ -293,7 +295,8 @@ class OrderBook:
                          [f"Unable to process {g}: simulated processing failure" for g in groups[:10]])
             return
         if isinstance(made, Exception):
-            self._finish(record, "failed", "Order failed", [f"the sandbox could not create the files: {made}"])
+            self._finish(record, "failed", "Order failed",
+                         [f"the sandbox could not create the files: {made}"])
             return
         if record.outcome == "partial":
             delivered, hints = _partial(record.files)
@@ -324,8 +327,8 @@ class OrderBook:
             results.append(self._link(spec["path"], payload.path, spec["payload"]))
         manifest = (json.dumps({"name": "", "files": manifest_files}, indent=2) + "\n").encode()
         payload = self.payloads.content(f"manifest_{record.id}.json", manifest)
-        results.append(self._link("manifest.json", payload.path,
-                                  {"kind": "bytes", "name": f"manifest_{record.id}.json", "data": manifest.decode()}))
+        regenerate = {"kind": "bytes", "name": f"manifest_{record.id}.json", "data": manifest.decode()}
+        results.append(self._link("manifest.json", payload.path, regenerate))
         record.results = results
 
     def _link(self, path: str, file: Path, payload: dict[str, Any]) -> dict[str, Any]:

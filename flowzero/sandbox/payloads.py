@@ -13,9 +13,10 @@ import os
 import re
 import struct
 import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable
 
 _BLOCK = 1024 * 1024
 _TIFF_HEADER = b"II*\x00" + struct.pack("<I", 8)
@@ -89,7 +90,8 @@ class PayloadStore:
             finally:
                 tmp.unlink(missing_ok=True)
             payload = Payload(path, size, md5.hexdigest(), sha256.hexdigest())
-            _sidecar(path).write_text(json.dumps({"size": size, "md5": payload.md5, "sha256": payload.sha256}))
+            digests = {"size": size, "md5": payload.md5, "sha256": payload.sha256}
+            _sidecar(path).write_text(json.dumps(digests))
             return payload
 
 

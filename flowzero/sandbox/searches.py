@@ -43,7 +43,7 @@ class Searches:
         if not isinstance(body, dict):
             raise bad_request("the search request must be a JSON object")
         item_types = body.get("item_types")
-        if not isinstance(item_types, list) or not item_types or not all(isinstance(t, str) for t in item_types):
+        if not (isinstance(item_types, list) and item_types and all(isinstance(t, str) for t in item_types)):
             raise bad_request("item_types must be a non-empty list of item type names", "item_types")
         if "filter" not in body:
             raise bad_request("filter is required (use an empty AndFilter to match everything)", "filter")

@@ -1,7 +1,8 @@
 """The sandbox's HTTP server: Planet's paths on 127.0.0.1, keep-alive HTTP/1.1, downloads via sendfile.
 
-The standard library's ThreadingHTTPServer is enough here and keeps the sandbox dependency-free; download bodies
-go from disk to socket with ``socket.sendfile`` so the sandbox is not the bottleneck of download benchmarks.
+The standard library's ThreadingHTTPServer is enough here and keeps the sandbox dependency-free; download
+bodies go from disk to socket with ``socket.sendfile`` so the sandbox is not the bottleneck of download
+benchmarks.
 """
 
 from __future__ import annotations
@@ -34,9 +35,10 @@ _CHUNK = 64 * 1024
 
 
 class _App:
-    """The sandbox's state behind one server: catalog, searches, orders, basemaps, faults and the request log."""
+    """The state behind one server: catalog, searches, orders, basemaps, faults and the request log."""
 
-    def __init__(self, data_dir: Path, url: str, file_size: int, polls_per_state: int, link_ttl: float) -> None:
+    def __init__(self, data_dir: Path, url: str, file_size: int, polls_per_state: int,
+                 link_ttl: float) -> None:
         from flowzero.sandbox.basemaps import Basemaps
         from flowzero.sandbox.catalog import Catalog
         from flowzero.sandbox.orders import OrderBook
@@ -108,7 +110,8 @@ _API_ROUTES: list[tuple[re.Pattern[str], dict[str, str]]] = [
     (re.compile(r"^/basemaps/v1/mosaics/([^/]+)/?$"), {"GET": "get_mosaic"}),
     (re.compile(r"^/basemaps/v1/mosaics/([^/]+)/quads/?$"), {"GET": "list_quads"}),
     (re.compile(r"^/basemaps/v1/mosaics/([^/]+)/quads/([^/]+)/?$"), {"GET": "get_quad"}),
-    (re.compile(r"^/basemaps/v1/mosaics/([^/]+)/quads/([^/]+)/full/?$"), {"GET": "quad_file", "HEAD": "quad_file"}),
+    (re.compile(r"^/basemaps/v1/mosaics/([^/]+)/quads/([^/]+)/full/?$"),
+     {"GET": "quad_file", "HEAD": "quad_file"}),
 ]
 
 
@@ -118,6 +121,8 @@ class _Handler(BaseHTTPRequestHandler):
     sys_version = ""
     timeout = 300  # an idle keep-alive connection is dropped after this many seconds
     server: _Server
+    _status = 0
+    _log_as: tuple[str, str] | None = None
 
     def do_GET(self) -> None:
         self._handle("GET")
@@ -137,7 +142,7 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s %s", self.address_string(), format % args)
 
-    # -- plumbing ----------------------------------------------------------------------------------------------
+    # -- plumbing --------------------------------------------------------------------------------------------
 
     @property
     def app(self) -> _App:
@@ -150,6 +155,8 @@ class _Handler(BaseHTTPRequestHandler):
         path = parts.path
         params = dict(parse_qsl(parts.query, keep_blank_values=True))
         control = path.startswith("/_sandbox/")
+        # Logged as the status line is written, so a client that has its answer also finds it in the log.
+        self._log_as = None if control else (method, path)
         try:
             body = self._read_body()
             if control:
@@ -170,7 +177,7 @@ class _Handler(BaseHTTPRequestHandler):
             log.exception("sandbox error on %s %s", method, path)
             self._json(500, ApiError(500, "internal sandbox error").body())
         finally:
-            if not control:
+            if self._log_as is not None:  # no answer was sent (the connection broke first)
                 self.app.requests.add(method, path, self._status)
 
     def _read_body(self) -> bytes:
@@ -197,18 +204,23 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _head(self, status: int, headers: list[tuple[str, str]]) -> bytes:
         self._status = status
+        if self._log_as is not None:
+            self.app.requests.add(*self._log_as, status)
+            self._log_as = None
         try:
             reason = HTTPStatus(status).phrase
         except ValueError:
             reason = ""
-        lines = [f"HTTP/1.1 {status} {reason}", f"Server: {self.server_version}", f"Date: {self.date_time_string()}"]
+        lines = [f"HTTP/1.1 {status} {reason}", f"Server: {self.server_version}",
+                 f"Date: {self.date_time_string()}"]
         lines += [f"{name}: {value}" for name, value in headers]
         if self.close_connection:
             lines.append("Connection: close")
         self.log_request(status)
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
-    def _json(self, status: int, data: Any, headers: dict[str, str] | None = None, head: bool = False) -> None:
+    def _json(self, status: int, data: Any, headers: dict[str, str] | None = None,
+              head: bool = False) -> None:
         body = json.dumps(data).encode()
         extra = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
         extra += list((headers or {}).items())
@@ -248,7 +260,7 @@ class _Handler(BaseHTTPRequestHandler):
             headers = {"Retry-After": str(faults.get("retry_after"))} if status in (429, 503) else {}
             raise ApiError(status, f"simulated server error {status} (sandbox fault)", headers=headers)
 
-    # -- routes ------------------------------------------------------------------------------------------------
+    # -- routes ----------------------------------------------------------------------------------------------
 
     def _api(self, method: str, path: str, params: dict[str, str], body: bytes) -> None:
         for pattern, methods in _API_ROUTES:
@@ -280,7 +292,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _r_item(self, method: str, params: dict[str, str], body: bytes, item_type: str, item_id: str) -> None:
         feature = self.app.catalog.known(item_id)
         if feature is None or item_type != feature["properties"]["item_type"]:
-            raise ApiError(404, f"Item {item_type}/{item_id} not found (the sandbox knows items it has shown)")
+            raise ApiError(404, f"Item {item_type}/{item_id} not found (the sandbox knows items it showed)")
         self._json(200, feature)
 
     def _r_create_order(self, method: str, params: dict[str, str], body: bytes) -> None:
@@ -308,12 +320,13 @@ class _Handler(BaseHTTPRequestHandler):
     def _r_get_quad(self, method: str, params: dict[str, str], body: bytes, mosaic_id: str, qid: str) -> None:
         self._json(200, self.app.basemaps.quad_by_id(mosaic_id, qid)[1])
 
-    def _r_quad_file(self, method: str, params: dict[str, str], body: bytes, mosaic_id: str, qid: str) -> None:
+    def _r_quad_file(self, method: str, params: dict[str, str], body: bytes, mosaic_id: str,
+                     qid: str) -> None:
         mosaic, _ = self.app.basemaps.quad_by_id(mosaic_id, qid)
         payload = self.app.payloads.random_tiff(f"{mosaic.name}_{qid}", self.app.orders.file_size)
         self._send_file(method, payload.path, f"{qid}.tif")
 
-    # -- downloads ---------------------------------------------------------------------------------------------
+    # -- downloads -------------------------------------------------------------------------------------------
 
     def _download(self, method: str, path: str, params: dict[str, str]) -> None:
         if method not in ("GET", "HEAD"):
@@ -377,7 +390,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self.connection.close()
 
-    # -- control ------------------------------------------------------------------------------------------------
+    # -- control ---------------------------------------------------------------------------------------------
 
     def _control(self, method: str, path: str, body: bytes) -> None:
         app = self.app
@@ -417,8 +430,8 @@ class _Handler(BaseHTTPRequestHandler):
 class Sandbox:
     """A Planet-compatible server on 127.0.0.1 for tests, benchmarks and offline use.
 
-    ``with Sandbox(tmp_path) as sb:`` serves in a daemon thread until the block ends; ``serve_forever()`` serves
-    in the foreground (the CLI). Orders persist in ``data_dir``, so a new Sandbox on the same folder knows them.
+    ``with Sandbox(tmp_path) as sb:`` serves in a daemon thread until the block ends; ``serve_forever()``
+    serves in the foreground (the CLI). Orders persist in ``data_dir``: a new Sandbox there knows them.
     """
 
     def __init__(self, data_dir: Path | str, port: int = 0, file_size: int = 256 * 1024,
@@ -490,7 +503,7 @@ class Sandbox:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- addresses ---------------------------------------------------------------------------------------------
+    # -- addresses -------------------------------------------------------------------------------------------
 
     @property
     def port(self) -> int:
@@ -514,7 +527,7 @@ class Sandbox:
     def basemaps_url(self) -> str:
         return f"{self.url}/basemaps/v1/mosaics"
 
-    # -- switches ----------------------------------------------------------------------------------------------
+    # -- switches --------------------------------------------------------------------------------------------
 
     def _state(self) -> _App:
         if self._app is None:
@@ -522,7 +535,7 @@ class Sandbox:
         return self._app
 
     def set_faults(self, **switches: Any) -> dict[str, Any]:
-        """Set fault switches (see flowzero.sandbox.faults); returns the new state. ValueError if one is bad."""
+        """Set fault switches (see flowzero.sandbox.faults) and return the new state; ValueError if bad."""
         return self._state().set_faults(switches)
 
     def reset_faults(self) -> dict[str, Any]:
