@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -268,3 +270,26 @@ def test_no_temp_files_when_the_destination_folder_is_created(fileserver: FileSe
     [result] = run([job])
     assert result.ok
     assert os.listdir(tmp_path / "a" / "b c") == ["deep.tif"]
+
+
+def test_ctrl_c_stops_running_transfers_and_leaves_no_partial_file(fileserver: FileServer,
+                                                                   tmp_path: Path) -> None:
+    slow = job_for(fileserver, "slow.tif", payload(2 * MIB, seed=5), str(tmp_path / "slow.tif"))
+    fileserver.faults.slow["slow.tif"] = 0.1  # about 3.2 s for the whole body
+    trigger = job_for(fileserver, "trigger.tif", payload(200_000, seed=6), str(tmp_path / "trigger.tif"))
+
+    class InterruptOnce:
+        def __call__(self, n: int) -> None:
+            pass
+
+        def file_done(self, result: TransferResult) -> None:
+            if result.job.name == "trigger.tif":  # another file is done: the user presses Ctrl-C now
+                os.kill(os.getpid(), signal.SIGINT)
+
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        run([slow, trigger], progress=InterruptOnce(), max_workers=2)
+
+    assert time.monotonic() - started < 2.0  # the slow download did not run to its end
+    assert not (tmp_path / "slow.tif").exists()
+    assert leftovers(tmp_path) == []

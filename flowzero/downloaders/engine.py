@@ -7,7 +7,9 @@ A :class:`TransferSession` holds the pooled HTTP client and (when needed) one S3
 from __future__ import annotations
 
 import mimetypes
+import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from flowzero.delivery.s3 import make_s3_client, split_s3_url
@@ -30,6 +32,7 @@ class TransferSession:
 
     def __init__(self, options: DownloadOptions, need_s3: bool = False, s3_client: Any = None) -> None:
         self.options = options
+        self.cancel = threading.Event()  # set on Ctrl-C: running transfers stop and clean up
         self.http = make_http_client(max(1, options.max_workers), options.timeout)
         self._s3 = s3_client
         if self._s3 is None and need_s3:
@@ -101,7 +104,8 @@ class TransferSession:
         sink = self._open_sink(job, hasher)
         try:
             for attempt in (1, 2):
-                stream_to_sink(self.http, job, sink, hasher, self.options.max_retries, self.options.progress)
+                stream_to_sink(self.http, job, sink, hasher, self.options.max_retries, self.options.progress,
+                               self.cancel)
                 try:
                     digest = hasher.check(job.name or "file")
                     break
@@ -118,6 +122,21 @@ class TransferSession:
             sink.abort()
             raise
         return digest, size
+
+
+def run_pool(session: TransferSession, jobs: Sequence[TransferJob], workers: int) -> list[TransferResult]:
+    """``session.transfer_one`` over ``workers`` threads; on Ctrl-C, running transfers stop and clean up."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(max(1, min(workers, len(jobs))))
+    try:
+        results = list(pool.map(session.transfer_one, jobs))
+    except BaseException:
+        session.cancel.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    return results
 
 
 def _report_file(progress: Any, result: TransferResult) -> None:

@@ -9,20 +9,25 @@ from __future__ import annotations
 
 import random
 import re
-import time
+import threading
 from typing import Callable
 
 import httpx
 
 from flowzero.downloaders.sinks import Sink
-from flowzero.downloaders.verify import CHUNK_SIZE, EXPIRED_MARK, StreamHasher
+from flowzero.downloaders.verify import EXPIRED_MARK, StreamHasher
 from flowzero.errors import TransferError
 from flowzero.models import TransferJob
 
 RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 BACKOFF_BASE = 0.5  # seconds; tests lower it
 BACKOFF_MAX = 30.0
+READ_SIZE = 256 * 1024  # bytes per read: small enough that a cancel is noticed promptly
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
+
+
+class Cancelled(TransferError):
+    """The run is being stopped (Ctrl-C): the transfer ends now and its sink is aborted."""
 
 
 class _Retry(Exception):
@@ -57,12 +62,16 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 
 def stream_to_sink(client: httpx.Client, job: TransferJob, sink: Sink, hasher: StreamHasher,
-                   max_retries: int, progress: Callable[[int], None] | None = None) -> None:
-    """Fetch ``job.url`` completely into ``sink``; raises :class:`TransferError` once retries are spent."""
+                   max_retries: int, progress: Callable[[int], None] | None = None,
+                   cancel: threading.Event | None = None) -> None:
+    """Fetch ``job.url`` completely into ``sink``; raises :class:`TransferError` once retries are spent.
+
+    ``cancel`` is checked between chunks and during backoff, so a stopped run ends within one chunk."""
+    cancel = cancel or threading.Event()
     attempt = 0
     while True:
         try:
-            _attempt(client, job, sink, hasher, progress)
+            _attempt(client, job, sink, hasher, progress, cancel)
             return
         except (_Retry, httpx.TransportError) as exc:
             attempt += 1
@@ -70,7 +79,8 @@ def stream_to_sink(client: httpx.Client, job: TransferJob, sink: Sink, hasher: S
             if attempt > max_retries:
                 name = job.name or "file"
                 raise TransferError(f"{name}: gave up after {attempt} attempts ({reason})") from None
-            time.sleep(backoff_delay(attempt, exc.retry_after if isinstance(exc, _Retry) else None))
+            if cancel.wait(backoff_delay(attempt, exc.retry_after if isinstance(exc, _Retry) else None)):
+                raise Cancelled(f"{job.name or 'file'}: cancelled") from None
 
 
 def _restart(sink: Sink, hasher: StreamHasher, progress: Callable[[int], None] | None) -> None:
@@ -81,7 +91,9 @@ def _restart(sink: Sink, hasher: StreamHasher, progress: Callable[[int], None] |
 
 
 def _attempt(client: httpx.Client, job: TransferJob, sink: Sink, hasher: StreamHasher,
-             progress: Callable[[int], None] | None) -> None:
+             progress: Callable[[int], None] | None, cancel: threading.Event) -> None:
+    if cancel.is_set():
+        raise Cancelled(f"{job.name or 'file'}: cancelled")
     headers = {"Range": f"bytes={sink.offset}-"} if sink.offset else {}
     with client.stream("GET", job.url, headers=headers) as response:
         status = response.status_code
@@ -102,7 +114,9 @@ def _attempt(client: httpx.Client, job: TransferJob, sink: Sink, hasher: StreamH
             expired = status in (401, 403, 410)
             hint = f" ({EXPIRED_MARK})" if expired else ""
             raise TransferError(f"{job.name or 'file'}: HTTP {status}{hint}")
-        for chunk in response.iter_raw(CHUNK_SIZE):
+        for chunk in response.iter_raw(READ_SIZE):
+            if cancel.is_set():
+                raise Cancelled(f"{job.name or 'file'}: cancelled")
             sink.write(chunk)
             hasher.update(chunk)
             if progress:

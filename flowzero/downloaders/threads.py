@@ -26,14 +26,11 @@ class ThreadsDownloader:
         """One verified result per job, in order; a failed file is a failed result, never an exception."""
         if not jobs:
             return []
-        from concurrent.futures import ThreadPoolExecutor
+        from flowzero.downloaders.engine import TransferSession, run_pool
 
-        from flowzero.downloaders.engine import TransferSession
-
-        workers = max(1, min(self.options.max_workers, len(jobs)))
         need_s3 = any(job.destination.startswith("s3://") for job in jobs)
-        with TransferSession(self.options, need_s3=need_s3) as session, ThreadPoolExecutor(workers) as pool:
-            return list(pool.map(session.transfer_one, jobs))
+        with TransferSession(self.options, need_s3=need_s3) as session:
+            return run_pool(session, jobs, self.options.max_workers)
 
 
 @hookimpl

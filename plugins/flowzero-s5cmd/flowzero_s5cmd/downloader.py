@@ -137,9 +137,8 @@ class S5cmdDownloader:
                results: list[TransferResult | None]) -> dict[int, tuple[str, str, int]]:
         """Download and verify into the staging folder; returns index -> (path, digest, size)."""
         import dataclasses
-        from concurrent.futures import ThreadPoolExecutor
 
-        from flowzero.downloaders.engine import TransferSession
+        from flowzero.downloaders.engine import TransferSession, run_pool
 
         staged_jobs = {i: dataclasses.replace(jobs[i], destination=os.path.join(staging, f"{i:06d}.part"))
                        for i in pending}
@@ -148,9 +147,8 @@ class S5cmdDownloader:
         staged: dict[int, tuple[str, str, int]] = {}
         if not staged_jobs:
             return staged
-        workers = max(1, min(self.options.max_workers, len(staged_jobs)))
-        with TransferSession(stage_options) as stager, ThreadPoolExecutor(workers) as pool:
-            outcomes = list(pool.map(stager.transfer_one, staged_jobs.values()))
+        with TransferSession(stage_options) as stager:
+            outcomes = run_pool(stager, list(staged_jobs.values()), self.options.max_workers)
         for i, outcome in zip(staged_jobs, outcomes):
             if outcome.ok and outcome.digest:
                 staged[i] = (staged_jobs[i].destination, outcome.digest, outcome.bytes)
