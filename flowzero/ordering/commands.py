@@ -146,8 +146,11 @@ def _submit_and_report(app: AppContext, planned: list[Any], *, force: bool, dry_
     def on_recovered(order: Order) -> None:
         info(_recovered_line(order), quiet)
 
-    return submit_orders(planned, store, client, force=force, dry_run=dry_run, on_result=on_result,
-                         on_recovered=on_recovered)
+    results = submit_orders(planned, store, client, force=force, dry_run=dry_run, on_result=on_result,
+                            on_recovered=on_recovered)
+    if any(r.outcome in (EXISTS, RECOVERED) for r in results):
+        info("Nothing new was ordered for what is already recorded; --force orders it again.", quiet)
+    return results
 
 
 # -- search-scenes / submit ------------------------------------------------------------------------------
