@@ -292,3 +292,15 @@ def test_slow_down_that_never_ends_fails_the_file(fileserver: FileServer, fake_s
     [result] = run([job], endpoint=fake_s3.url, max_retries=2)
     assert not result.ok and "SlowDown" in (result.error or "")
     assert [r["method"] for r in fake_s3.requests] == ["HEAD", "PUT", "PUT", "PUT"]
+
+
+def test_endpoint_refusing_checksums_gets_plain_uploads(fileserver: FileServer, fake_s3: FakeS3) -> None:
+    job = s3_job(fileserver, "bkt", "nocrc.tif", payload(100))
+    refusal = ("<Error><Code>InvalidRequest</Code><Message>x-amz-checksum-crc32c is not supported</Message>"
+               "</Error>")
+    fake_s3.script = [(404, ""), (400, refusal)]
+    [result] = run([job], endpoint=fake_s3.url)
+    assert result.ok, result.error
+    puts = [{k.lower() for k in r["headers"]} for r in fake_s3.requests if r["method"] == "PUT"]
+    assert len(puts) == 2
+    assert "x-amz-checksum-crc32c" in puts[0] and "x-amz-checksum-crc32c" not in puts[1]

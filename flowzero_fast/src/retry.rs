@@ -37,9 +37,10 @@ impl RetryPolicy {
     }
 }
 
-/// Status codes worth retrying: server errors (S3's 503 SlowDown among them), throttling and timeouts.
+/// Status codes worth retrying: server errors (S3's 503 SlowDown among them), throttling and timeouts;
+/// not 501 Not Implemented, which will not change.
 pub fn retryable_status(status: u16) -> bool {
-    status >= 500 || status == 429 || status == 408
+    (status >= 500 && status != 501) || status == 429 || status == 408
 }
 
 /// A small xorshift generator for jitter; cryptographic quality is not needed.
@@ -122,7 +123,7 @@ mod tests {
         for s in [500, 502, 503, 504, 429, 408] {
             assert!(retryable_status(s), "{s}");
         }
-        for s in [200, 206, 400, 403, 404, 416] {
+        for s in [200, 206, 400, 403, 404, 416, 501] {
             assert!(!retryable_status(s), "{s}");
         }
     }

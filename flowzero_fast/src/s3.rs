@@ -234,21 +234,39 @@ impl Client {
         })
     }
 
+    /// Whether to try again without checksum headers: the endpoint refused them (some S3-compatible stores
+    /// do); from then on this batch sends none.
+    fn drop_checksums_after(&self, outcome: &Result<Response, Failure>) -> bool {
+        let refused = matches!(outcome, Err(f @ Failure::Fatal(_)) if checksum_refused(f));
+        refused && self.checksums.swap(false, Ordering::Relaxed)
+    }
+
     pub async fn put_object(&self, bucket: &str, key: &str, body: Bytes, crc: u32, meta: &[(String, String)]) -> Result<(), Failure> {
-        let mut headers = meta.to_vec();
-        if self.checksums() {
-            headers.push(("x-amz-checksum-crc32c".into(), crc32c_header(crc)));
+        loop {
+            let mut headers = meta.to_vec();
+            if self.checksums() {
+                headers.push(("x-amz-checksum-crc32c".into(), crc32c_header(crc)));
+            }
+            let outcome = self.send("PutObject", Method::PUT, bucket, key, &[], &headers, body.clone(), &[]).await;
+            if !self.drop_checksums_after(&outcome) {
+                return outcome.map(|_| ());
+            }
         }
-        self.send("PutObject", Method::PUT, bucket, key, &[], &headers, body, &[]).await.map(|_| ())
     }
 
     pub async fn create_multipart(&self, bucket: &str, key: &str, meta: &[(String, String)]) -> Result<String, Failure> {
-        let mut headers = meta.to_vec();
-        if self.checksums() {
-            headers.push(("x-amz-checksum-algorithm".into(), "CRC32C".into()));
-        }
         let query = [("uploads".to_string(), String::new())];
-        let resp = self.send("CreateMultipartUpload", Method::POST, bucket, key, &query, &headers, Bytes::new(), &[]).await?;
+        let resp = loop {
+            let mut headers = meta.to_vec();
+            if self.checksums() {
+                headers.push(("x-amz-checksum-algorithm".into(), "CRC32C".into()));
+            }
+            let outcome =
+                self.send("CreateMultipartUpload", Method::POST, bucket, key, &query, &headers, Bytes::new(), &[]).await;
+            if !self.drop_checksums_after(&outcome) {
+                break outcome?;
+            }
+        };
         let body = String::from_utf8_lossy(&resp.body);
         let id = body
             .split_once("<UploadId>")
@@ -280,6 +298,12 @@ impl Client {
         let query = [("uploadId".to_string(), upload_id.to_string())];
         self.send("AbortMultipartUpload", Method::DELETE, bucket, key, &query, &[], Bytes::new(), &[404]).await.map(|_| ())
     }
+}
+
+/// An S3-compatible endpoint saying it does not support the checksum headers.
+pub fn checksum_refused(failure: &Failure) -> bool {
+    let text = failure.to_string().to_ascii_lowercase();
+    matches!(failure, Failure::Fatal(_)) && (text.contains("checksum") || text.contains("notimplemented"))
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -494,6 +518,15 @@ mod tests {
         assert!(matches!(classify("PutObject", 404, "<Error><Code>NoSuchBucket</Code></Error>"), Failure::Fatal(_)));
         assert!(matches!(classify("PutObject", 400, "<Error><Code>RequestTimeout</Code></Error>"), Failure::Retryable(_)));
         assert_eq!(error_fields("<Error><Code>X</Code></Error>"), ("X".into(), String::new()));
+    }
+
+    #[test]
+    fn refused_checksums_are_recognised() {
+        let refused = classify("PutObject", 400, "<Error><Code>InvalidRequest</Code><Message>x-amz-checksum-crc32c is not supported</Message></Error>");
+        assert!(checksum_refused(&refused));
+        assert!(checksum_refused(&classify("PutObject", 501, "<Error><Code>NotImplemented</Code></Error>")));
+        assert!(!checksum_refused(&classify("PutObject", 400, "<Error><Code>InvalidBucketName</Code></Error>")));
+        assert!(!checksum_refused(&Failure::Retryable("checksum".into())));
     }
 
     #[test]
