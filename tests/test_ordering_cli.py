@@ -39,7 +39,7 @@ class Env:
         env = {**self.vars, "PL_API_KEY": key}
         done = subprocess.run([sys.executable, "-m", "flowzero", *args], capture_output=True, text=True,
                               env=env, timeout=120)
-        assert key not in done.stdout + done.stderr, "the API key must never be printed"
+        assert not key or key not in done.stdout + done.stderr, "the API key must never be printed"
         assert "Traceback" not in done.stderr
         return done
 
@@ -312,3 +312,10 @@ def test_missing_file_and_rejected_key_are_one_line_errors(env: Env) -> None:
     rejected = env.run("search-scenes", *SALINAS_JAN, key="invalid-key")
     assert rejected.returncode == 1 and "HTTP 401" in error_line(rejected)
     assert env.order_posts() == 0
+
+
+def test_the_old_per_command_api_key_flag_still_works(env: Env) -> None:
+    done = env.run("search-scenes", *SALINAS_JAN, "--api-key", "old-style-key", "--json", key="")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["selected"] > 0
+    assert "old-style-key" not in done.stdout + done.stderr

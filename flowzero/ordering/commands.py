@@ -221,7 +221,8 @@ def _gage_progress(total: int, enabled: bool) -> Iterator[Any]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  console=Console(file=sys.stderr), transient=True) as progress:
+                  console=Console(file=sys.stderr), transient=True, redirect_stdout=False,
+                  redirect_stderr=False) as progress:
         yield (progress, progress.add_task("gages", total=total))
 
 
@@ -263,7 +264,9 @@ def _print_summary(report: BatchReport, dry_run: bool) -> None:
     verb = "would be ordered" if dry_run else "ordered"
     click.echo(f"Batch {report.batch_id}: {placed} order(s) {verb}, {len(report.existing)} already ordered, "
                f"{len(report.no_scenes)} chunk(s) without valid scenes, {len(report.failed)} failed")
-    click.echo(f"Scenes found {report.found}, selected {report.selected}; quota {report.hectares:,.1f} ha")
+    placed_quota = "would be used" if dry_run else "used by the new orders"
+    click.echo(f"Scenes found {report.found}, selected {report.selected}; quota {placed_quota}: "
+               f"{report.hectares:,.1f} ha")
     for outcome in report.no_scenes:
         click.echo(f"  no valid scenes: {outcome.chunk.label}")
     for outcome in report.failed:
@@ -295,7 +298,10 @@ def run_batch_submit(app: AppContext, *, shp_path: str, gage_id_col: str, start_
         def on_chunk(outcome: ChunkOutcome) -> None:
             if not as_json:
                 for line in _chunk_line(outcome):
-                    click.echo(line)
+                    if bar is not None and sys.stdout.isatty():  # same terminal: print above the bar
+                        bar[0].console.print(line, markup=False, highlight=False, soft_wrap=True)
+                    else:
+                        click.echo(line)
             if bar is not None and last_chunk.get(outcome.chunk.gage.gage_id) is outcome.chunk:
                 progress, task = bar
                 progress.advance(task)
