@@ -25,6 +25,13 @@ CLIP = {"type": "Polygon", "coordinates": [[[-121.66, 36.60], [-121.60, 36.60], 
                                             [-121.66, 36.66], [-121.66, 36.60]]]}
 
 
+@pytest.fixture(autouse=True)
+def _fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    from flowzero.downloaders import http
+
+    monkeypatch.setattr(http, "BACKOFF_BASE", 0.01)
+
+
 @pytest.fixture
 def planet_sandbox(tmp_path: Path) -> Iterator[Sandbox]:
     with Sandbox(tmp_path / "sandbox", file_size=48 * 1024, polls_per_state=0) as sb:
@@ -169,10 +176,17 @@ def test_s3_delivery(planet: Any, store: Any, db_path: Path, s3_bucket: S3Bucket
 
 
 def test_s3_prefix_and_resumed_downloads(planet: Any, store: Any, db_path: Path, s3_bucket: S3Bucket,
-                                         planet_sandbox: Sandbox) -> None:
+                                         planet_sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    from flowzero.delivery import deliver
+
     order_id = place_order(planet, store, ITEMS[:2])
-    planet.get_order(order_id)
-    planet_sandbox.set_faults(drop_mid_body=2)
+    real = deliver.make_downloader
+
+    def drop_downloads(*args: Any, **kwargs: Any) -> Any:  # after the manifest was read
+        planet_sandbox.set_faults(drop_mid_body=2)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(deliver, "make_downloader", drop_downloads)
 
     result = invoke(db_path, "check-order-status", order_id, "--output", f"s3://{s3_bucket.name}/rivers/",
                     "--json")
@@ -180,6 +194,7 @@ def test_s3_prefix_and_resumed_downloads(planet: Any, store: Any, db_path: Path,
     assert result.exit_code == 0, result.output
     for name, data in served_images(planet, order_id).items():
         assert s3_bucket.get(f"rivers/{FOLDER}/{name}") == data
+    assert planet_sandbox.faults["drop_mid_body"] == 0  # both drops happened
 
 
 def test_flipped_bytes_fail_the_command_and_leave_nothing(planet: Any, store: Any, db_path: Path,
@@ -245,6 +260,29 @@ def test_corrupt_manifest_is_an_error_not_a_silent_pass(planet: Any, store: Any,
     assert result.exit_code == 1
     assert json.loads(result.stdout)["category"] == "error"
     assert not (tmp_path / "out").exists()
+
+
+def test_basemap_quads_go_to_the_mosaic_month(planet: Any, store: Any, db_path: Path,
+                                              s3_bucket: S3Bucket) -> None:
+    mosaic = "global_monthly_2024_03_mosaic"
+    created = planet.create_order({"name": f"{AOI}_basemap", "source_type": "basemaps",
+                                   "products": [{"mosaic_name": mosaic, "geometry": CLIP}],
+                                   "tools": [{"clip": {}}]})
+    store.save_order(Order(order_id=created["id"], aoi_name=AOI, order_type="Basemap (Composite)",
+                           mosaic_name=mosaic))
+
+    result = invoke(db_path, "check-order-status", created["id"], "--output", f"s3://{s3_bucket.name}",
+                    "--json")
+
+    assert result.exit_code == 0, result.output
+    order = planet.get_order(created["id"])
+    quads = {r["name"].rsplit("/", 1)[-1]: r["location"] for r in order["_links"]["results"]
+             if r["name"].endswith(".tif")}
+    assert quads
+    assert s3_bucket.keys() == sorted([f"basemaps/{AOI}/2024_03/{q}" for q in quads]
+                                      + [f"basemaps/{AOI}/2024_03/metadata.json"])
+    for name, location in quads.items():
+        assert s3_bucket.get(f"basemaps/{AOI}/2024_03/{name}") == httpx.get(location).content
 
 
 # -- errors --------------------------------------------------------------------------------------------------
