@@ -219,6 +219,10 @@ def test_flipped_bytes_fail_the_command_and_leave_nothing(planet: Any, store: An
     report = json.loads(result.stdout)
     assert report["category"] == "incomplete"
     assert "mismatch" in report["failed_files"][0]["error"]
+    tokens = [r["location"].split("token=")[1] for r in planet.get_order(order_id)["_links"]["results"]]
+    db_bytes = b"".join(p.read_bytes() for p in db_path.parent.glob(f"{db_path.name}*"))  # with the WAL
+    for token in tokens:  # download tokens never reach output or the database
+        assert token not in result.output and token.encode() not in db_bytes
     assert [p for p in out.rglob("*") if p.is_file()] == []  # no image, no metadata.json, no temp file
     assert "delivered_at" not in store.get_order(order_id).metadata
 

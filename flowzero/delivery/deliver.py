@@ -150,6 +150,8 @@ def _check_one(order_id: str, record: Order | None, planet: Any, settings: Deliv
             if item.manifest is None:
                 say(f"order {order_id}: no manifest.json; files cannot be checked against Planet's digests")
             item.plan = plan_delivery(order_json, record, item.manifest, settings.destination)
+            if record is None:
+                say(f"order {order_id}: its AOI is unknown here; files go under '{UNKNOWN_AOI}'")
     except FlowzeroError as exc:
         item.error = redact(exc.message)
     except Exception as exc:  # one order's surprise must not sink the batch
