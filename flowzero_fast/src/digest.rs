@@ -50,14 +50,24 @@ pub fn choose(sha256: Option<&str>, md5: Option<&str>) -> Result<Expected, Strin
     let pick = |kind: DigestKind, value: &str| -> Result<Expected, String> {
         let hex = value.trim().to_ascii_lowercase();
         if hex.len() != kind.hex_len() || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(format!("manifest {} is not a {}-digit hex digest", kind.name(), kind.hex_len()));
+            return Err(format!(
+                "manifest {} is not a {}-digit hex digest",
+                kind.name(),
+                kind.hex_len()
+            ));
         }
-        Ok(Expected { kind, hex: Some(hex) })
+        Ok(Expected {
+            kind,
+            hex: Some(hex),
+        })
     };
     match (non_empty(sha256), non_empty(md5)) {
         (Some(s), _) => pick(DigestKind::Sha256, s),
         (None, Some(m)) => pick(DigestKind::Md5, m),
-        (None, None) => Ok(Expected { kind: DigestKind::Sha256, hex: None }),
+        (None, None) => Ok(Expected {
+            kind: DigestKind::Sha256,
+            hex: None,
+        }),
     }
 }
 
@@ -154,9 +164,21 @@ mod tests {
     #[test]
     fn md5_only_where_no_sha256() {
         let e = choose(Some("  "), Some(MD5_ABC)).unwrap();
-        assert_eq!(e, Expected { kind: DigestKind::Md5, hex: Some(MD5_ABC.into()) });
+        assert_eq!(
+            e,
+            Expected {
+                kind: DigestKind::Md5,
+                hex: Some(MD5_ABC.into())
+            }
+        );
         let none = choose(None, None).unwrap();
-        assert_eq!(none, Expected { kind: DigestKind::Sha256, hex: None });
+        assert_eq!(
+            none,
+            Expected {
+                kind: DigestKind::Sha256,
+                hex: None
+            }
+        );
     }
 
     #[test]
@@ -177,7 +199,9 @@ mod tests {
 
     #[test]
     fn streaming_equals_one_shot_for_any_chunking() {
-        let data: Vec<u8> = (0..100_003u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        let data: Vec<u8> = (0..100_003u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
         for kind in [DigestKind::Sha256, DigestKind::Md5] {
             let mut whole = StreamDigest::new(kind);
             whole.update(&data);
@@ -208,7 +232,10 @@ mod tests {
         let inc: Vec<u8> = (0u8..32).collect();
         assert_eq!(crc32c_append(0, &inc), 0x46DD_794E);
         // Appending in pieces equals one pass.
-        assert_eq!(crc32c_append(crc32c_append(0, b"1234"), b"56789"), 0xE306_9283);
+        assert_eq!(
+            crc32c_append(crc32c_append(0, b"1234"), b"56789"),
+            0xE306_9283
+        );
         assert_eq!(crc32c_header(0xE306_9283), "4waSgw==");
     }
 

@@ -38,23 +38,38 @@ pub fn describe(err: reqwest::Error) -> String {
 
 /// GET `url` from byte `offset`. Answers 2xx and 416 are returned for the caller to plan with;
 /// 5xx/429/408 and transport errors are retryable; any other status fails the file.
-pub async fn get(client: &reqwest::Client, url: &str, offset: u64) -> Result<reqwest::Response, Failure> {
+pub async fn get(
+    client: &reqwest::Client,
+    url: &str,
+    offset: u64,
+) -> Result<reqwest::Response, Failure> {
     let mut request = client.get(url);
     if let Some(range) = plan::range_header(offset) {
         request = request.header(reqwest::header::RANGE, range);
     }
-    let response = request.send().await.map_err(|e| Failure::Retryable(describe(e)))?;
+    let response = request
+        .send()
+        .await
+        .map_err(|e| Failure::Retryable(describe(e)))?;
     let status = response.status().as_u16();
     if response.status().is_success() || status == 416 {
         Ok(response)
     } else if retryable_status(status) {
         Err(Failure::Retryable(format!("source answered HTTP {status}")))
     } else {
-        Err(Failure::Fatal(format!("source answered HTTP {status} for {}", redact_url(url))))
+        Err(Failure::Fatal(format!(
+            "source answered HTTP {status} for {}",
+            redact_url(url)
+        )))
     }
 }
 
 /// The Content-Range header of a response, if any.
 pub fn content_range(response: &reqwest::Response) -> Option<String> {
-    response.headers().get(reqwest::header::CONTENT_RANGE)?.to_str().ok().map(str::to_string)
+    response
+        .headers()
+        .get(reqwest::header::CONTENT_RANGE)?
+        .to_str()
+        .ok()
+        .map(str::to_string)
 }

@@ -90,6 +90,8 @@ struct Ctx {
     stop: Arc<watch::Sender<bool>>,
     auth_error: Mutex<Option<String>>,
     progress: Arc<AtomicU64>,
+    /// Parts in flight across the batch, so memory stays near (max_workers + this) x part_size.
+    part_budget: Arc<Semaphore>,
 }
 
 /// Resolves once the batch is told to stop.
@@ -116,14 +118,35 @@ pub async fn run_batch(
                 "no AWS credentials for the S3 destination: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY".into(),
             )
         })?;
-        let (region, endpoint) =
-            s3::resolve_region_endpoint(settings.region.as_deref(), settings.endpoint_url.as_deref(), env);
-        Some(Arc::new(s3::Client::new(http.clone(), endpoint, region, creds, settings.retry, settings.s3_checksums)))
+        let (region, endpoint) = s3::resolve_region_endpoint(
+            settings.region.as_deref(),
+            settings.endpoint_url.as_deref(),
+            env,
+        );
+        Some(Arc::new(s3::Client::new(
+            http.clone(),
+            endpoint,
+            region,
+            creds,
+            settings.retry,
+            settings.s3_checksums,
+        )))
     } else {
         None
     };
     let gate = Arc::new(Semaphore::new(settings.max_workers.max(1)));
-    let ctx = Arc::new(Ctx { http, s3, settings, stop: stop.clone(), auth_error: Mutex::new(None), progress });
+    let part_budget = Arc::new(Semaphore::new(
+        settings.max_workers.max(settings.part_concurrency).max(1),
+    ));
+    let ctx = Arc::new(Ctx {
+        http,
+        s3,
+        settings,
+        stop: stop.clone(),
+        auth_error: Mutex::new(None),
+        progress,
+        part_budget,
+    });
     // Jobs start in order: the dispatcher waits for a free worker before starting the next one.
     let mut handles = Vec::with_capacity(jobs.len());
     for job in jobs {
@@ -141,7 +164,11 @@ pub async fn run_batch(
     }
     let mut results = Vec::with_capacity(handles.len());
     for handle in handles {
-        results.push(handle.await.unwrap_or_else(|e| failed(Failure::Fatal(format!("transfer task failed: {e}")), 0.0)));
+        results.push(
+            handle.await.unwrap_or_else(|e| {
+                failed(Failure::Fatal(format!("transfer task failed: {e}")), 0.0)
+            }),
+        );
     }
     if let Some(message) = ctx.auth_error.lock().unwrap().take() {
         return Err(BatchError::Credentials(message));
@@ -153,7 +180,12 @@ pub async fn run_batch(
 }
 
 fn failed(failure: Failure, seconds: f64) -> JobResult {
-    JobResult { ok: false, seconds, error: Some(failure.to_string()), ..JobResult::default() }
+    JobResult {
+        ok: false,
+        seconds,
+        error: Some(failure.to_string()),
+        ..JobResult::default()
+    }
 }
 
 async fn run_job(ctx: &Ctx, job: &Job) -> JobResult {
@@ -164,7 +196,10 @@ async fn run_job(ctx: &Ctx, job: &Job) -> JobResult {
         Ok(result) => JobResult { seconds, ..result },
         Err(failure) => {
             if let Failure::Auth(message) = &failure {
-                ctx.auth_error.lock().unwrap().get_or_insert_with(|| message.clone());
+                ctx.auth_error
+                    .lock()
+                    .unwrap()
+                    .get_or_insert_with(|| message.clone());
                 ctx.stop.send_replace(true);
             }
             failed(failure, seconds)
@@ -208,13 +243,16 @@ impl Sink {
 }
 
 fn s3_client(ctx: &Ctx) -> Result<Arc<s3::Client>, Failure> {
-    ctx.s3.clone().ok_or_else(|| Failure::Fatal("S3 is not configured".into()))
+    ctx.s3
+        .clone()
+        .ok_or_else(|| Failure::Fatal("S3 is not configured".into()))
 }
 
 /// One job, from the skip check to commit; the sink is aborted on any failure, including cancellation.
 async fn transfer(ctx: &Ctx, job: &Job) -> Result<JobResult, Failure> {
     let destination = Destination::parse(&job.destination).map_err(Failure::Fatal)?;
-    let expected = digest::choose(job.sha256.as_deref(), job.md5.as_deref()).map_err(Failure::Fatal)?;
+    let expected =
+        digest::choose(job.sha256.as_deref(), job.md5.as_deref()).map_err(Failure::Fatal)?;
     let present = !ctx.settings.overwrite
         && tokio::select! {
             present = already_there(ctx, &destination, job.size, &expected) => present?,
@@ -222,13 +260,28 @@ async fn transfer(ctx: &Ctx, job: &Job) -> Result<JobResult, Failure> {
         };
     if present {
         let size = job.size.unwrap_or(0);
-        return Ok(JobResult { ok: true, skipped: true, bytes: size, digest: expected.hex, ..JobResult::default() });
+        return Ok(JobResult {
+            ok: true,
+            skipped: true,
+            bytes: size,
+            digest: expected.hex,
+            ..JobResult::default()
+        });
     }
     let mut sink = match &destination {
         Destination::Local(path) => Sink::Local(local::LocalSink::create(path).await?),
         Destination::S3 { bucket, key } => {
             let part = plan::part_size(ctx.settings.part_size, job.size);
-            Sink::S3(s3::Sink::new(s3_client(ctx)?, bucket, key, part, ctx.settings.part_concurrency, &expected))
+            let (client, budget) = (s3_client(ctx)?, ctx.part_budget.clone());
+            Sink::S3(s3::Sink::new(
+                client,
+                bucket,
+                key,
+                part,
+                ctx.settings.part_concurrency,
+                budget,
+                &expected,
+            ))
         }
     };
     // Cancellation drops `deliver` at its next await; the sink outlives it, so the abort below still runs.
@@ -242,14 +295,30 @@ async fn transfer(ctx: &Ctx, job: &Job) -> Result<JobResult, Failure> {
     outcome
 }
 
-async fn already_there(ctx: &Ctx, destination: &Destination, size: Option<u64>, expected: &Expected) -> Result<bool, Failure> {
+async fn already_there(
+    ctx: &Ctx,
+    destination: &Destination,
+    size: Option<u64>,
+    expected: &Expected,
+) -> Result<bool, Failure> {
     match destination {
-        Destination::Local(path) => Ok(local::verified_copy(&PathBuf::from(path), size, expected).await),
-        Destination::S3 { bucket, key } => s3_client(ctx)?.verified_copy(bucket, key, size, expected).await,
+        Destination::Local(path) => {
+            Ok(local::verified_copy(&PathBuf::from(path), size, expected).await)
+        }
+        Destination::S3 { bucket, key } => {
+            s3_client(ctx)?
+                .verified_copy(bucket, key, size, expected)
+                .await
+        }
     }
 }
 
-async fn deliver(ctx: &Ctx, job: &Job, expected: &Expected, sink: &mut Sink) -> Result<JobResult, Failure> {
+async fn deliver(
+    ctx: &Ctx,
+    job: &Job,
+    expected: &Expected,
+    sink: &mut Sink,
+) -> Result<JobResult, Failure> {
     let mut digest = StreamDigest::new(expected.kind);
     let bytes = pump(ctx, job, sink, &mut digest).await?;
     let got = digest.finalize_hex();
@@ -262,11 +331,21 @@ async fn deliver(ctx: &Ctx, job: &Job, expected: &Expected, sink: &mut Sink) -> 
         }
     }
     sink.commit(&got, expected.kind).await?;
-    Ok(JobResult { ok: true, bytes, digest: Some(got), ..JobResult::default() })
+    Ok(JobResult {
+        ok: true,
+        bytes,
+        digest: Some(got),
+        ..JobResult::default()
+    })
 }
 
 /// Stream the source into `sink` and `digest`, resuming after transport errors; returns the body's length.
-async fn pump(ctx: &Ctx, job: &Job, sink: &mut Sink, digest: &mut StreamDigest) -> Result<u64, Failure> {
+async fn pump(
+    ctx: &Ctx,
+    job: &Job,
+    sink: &mut Sink,
+    digest: &mut StreamDigest,
+) -> Result<u64, Failure> {
     let policy = ctx.settings.retry;
     let mut jitter = Jitter::from_entropy();
     let mut offset: u64 = 0;
@@ -275,7 +354,12 @@ async fn pump(ctx: &Ctx, job: &Job, sink: &mut Sink, digest: &mut StreamDigest) 
         let attempt: Result<bool, Failure> = async {
             let response = http::get(&ctx.http, &job.url, offset).await?;
             let status = response.status().as_u16();
-            match plan::on_response(offset, status, http::content_range(&response).as_deref(), job.size) {
+            match plan::on_response(
+                offset,
+                status,
+                http::content_range(&response).as_deref(),
+                job.size,
+            ) {
                 Resume::Continue => {}
                 Resume::Complete => return Ok(true),
                 Resume::RestartWithBody => {
@@ -287,7 +371,9 @@ async fn pump(ctx: &Ctx, job: &Job, sink: &mut Sink, digest: &mut StreamDigest) 
                     digest.reset();
                     sink.reset().await?;
                     offset = 0;
-                    return Err(Failure::Retryable(format!("source answered {status} with an unusable range")));
+                    return Err(Failure::Retryable(format!(
+                        "source answered {status} with an unusable range"
+                    )));
                 }
             }
             if let (Some(want), Some(len)) = (job.size, response.content_length()) {
@@ -303,7 +389,9 @@ async fn pump(ctx: &Ctx, job: &Job, sink: &mut Sink, digest: &mut StreamDigest) 
                 let chunk = chunk.map_err(|e| Failure::Retryable(http::describe(e)))?;
                 let len = chunk.len() as u64;
                 if job.size.is_some_and(|want| offset + len > want) {
-                    return Err(Failure::Fatal("the source sent more bytes than the manifest says".into()));
+                    return Err(Failure::Fatal(
+                        "the source sent more bytes than the manifest says".into(),
+                    ));
                 }
                 digest.update(&chunk);
                 sink.write(chunk).await?;
@@ -311,7 +399,9 @@ async fn pump(ctx: &Ctx, job: &Job, sink: &mut Sink, digest: &mut StreamDigest) 
                 ctx.progress.fetch_add(len, Ordering::Relaxed);
             }
             if job.size.is_some_and(|want| offset < want) {
-                return Err(Failure::Retryable(format!("the source ended early at byte {offset}")));
+                return Err(Failure::Retryable(format!(
+                    "the source ended early at byte {offset}"
+                )));
             }
             Ok(true)
         }
@@ -321,7 +411,9 @@ async fn pump(ctx: &Ctx, job: &Job, sink: &mut Sink, digest: &mut StreamDigest) 
             Err(Failure::Retryable(message)) => {
                 failures += 1;
                 if !policy.allows(failures) {
-                    return Err(Failure::Fatal(format!("download failed after {failures} attempts: {message}")));
+                    return Err(Failure::Fatal(format!(
+                        "download failed after {failures} attempts: {message}"
+                    )));
                 }
                 tokio::time::sleep(policy.delay(failures, &mut jitter)).await;
             }

@@ -30,7 +30,12 @@ mod python {
     use crate::jobs::{self, BatchError, Settings};
     use crate::retry::RetryPolicy;
 
-    create_exception!(flowzero._fast, TransferError, PyException, "A batch of transfers could not run.");
+    create_exception!(
+        flowzero._fast,
+        TransferError,
+        PyException,
+        "A batch of transfers could not run."
+    );
     create_exception!(
         flowzero._fast,
         CredentialsError,
@@ -63,12 +68,28 @@ mod python {
     impl Job {
         #[new]
         #[pyo3(signature = (url, destination, size=None, md5=None, sha256=None))]
-        fn new(url: String, destination: String, size: Option<u64>, md5: Option<String>, sha256: Option<String>) -> Self {
-            Job { url, destination, size, md5, sha256 }
+        fn new(
+            url: String,
+            destination: String,
+            size: Option<u64>,
+            md5: Option<String>,
+            sha256: Option<String>,
+        ) -> Self {
+            Job {
+                url,
+                destination,
+                size,
+                md5,
+                sha256,
+            }
         }
 
         fn __repr__(&self) -> String {
-            format!("Job(url='{}', destination='{}')", crate::location::redact_url(&self.url), self.destination)
+            format!(
+                "Job(url='{}', destination='{}')",
+                crate::location::redact_url(&self.url),
+                self.destination
+            )
         }
     }
 
@@ -86,7 +107,8 @@ mod python {
     #[pymethods]
     impl JobResult {
         fn __repr__(&self) -> String {
-            let text = |v: &Option<String>| v.as_ref().map_or("None".to_string(), |s| format!("{s:?}"));
+            let text =
+                |v: &Option<String>| v.as_ref().map_or("None".to_string(), |s| format!("{s:?}"));
             let flag = |b: bool| if b { "True" } else { "False" };
             format!(
                 "JobResult(ok={}, skipped={}, bytes={}, seconds={:.3}, digest={}, error={})",
@@ -102,7 +124,14 @@ mod python {
 
     impl From<jobs::JobResult> for JobResult {
         fn from(r: jobs::JobResult) -> Self {
-            JobResult { ok: r.ok, skipped: r.skipped, bytes: r.bytes, seconds: r.seconds, digest: r.digest, error: r.error }
+            JobResult {
+                ok: r.ok,
+                skipped: r.skipped,
+                bytes: r.bytes,
+                seconds: r.seconds,
+                digest: r.digest,
+                error: r.error,
+            }
         }
     }
 
@@ -148,9 +177,14 @@ mod python {
                 }
             })
             .collect();
-        let valid = timeout > 0.0 && timeout.is_finite() && retry_base_delay >= 0.0 && retry_base_delay.is_finite();
+        let valid = timeout > 0.0
+            && timeout.is_finite()
+            && retry_base_delay >= 0.0
+            && retry_base_delay.is_finite();
         if !valid {
-            return Err(pyo3::exceptions::PyValueError::new_err("timeout must be > 0 and retry_base_delay >= 0"));
+            return Err(pyo3::exceptions::PyValueError::new_err(
+                "timeout must be > 0 and retry_base_delay >= 0",
+            ));
         }
         let settings = Settings {
             max_workers: max_workers.max(1),
@@ -168,14 +202,25 @@ mod python {
             s3_checksums,
         };
         let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 8))
+            .worker_threads(
+                std::thread::available_parallelism()
+                    .map_or(2, |n| n.get())
+                    .clamp(2, 8),
+            )
             .thread_name("flowzero-fast")
             .enable_all()
             .build()
-            .map_err(|e| TransferError::new_err(format!("cannot start the transfer runtime: {e}")))?;
+            .map_err(|e| {
+                TransferError::new_err(format!("cannot start the transfer runtime: {e}"))
+            })?;
         let stop = Arc::new(watch::channel(false).0);
         let counter = Arc::new(AtomicU64::new(0));
-        let mut batch = runtime.spawn(jobs::run_batch(jobs, settings, stop.clone(), counter.clone()));
+        let mut batch = runtime.spawn(jobs::run_batch(
+            jobs,
+            settings,
+            stop.clone(),
+            counter.clone(),
+        ));
 
         let waited = py.detach(|| {
             let mut reported = 0u64;
@@ -192,17 +237,23 @@ mod python {
             loop {
                 match runtime.block_on(async { tokio::time::timeout(TICK, &mut batch).await }) {
                     Ok(joined) => {
-                        let outcome = joined.unwrap_or_else(|e| Err(BatchError::Setup(format!("transfer task failed: {e}"))));
+                        let outcome = joined.unwrap_or_else(|e| {
+                            Err(BatchError::Setup(format!("transfer task failed: {e}")))
+                        });
                         return match Python::attach(&mut report) {
                             Ok(()) => Waited::Done(outcome),
                             Err(err) => Waited::Interrupted(err),
                         };
                     }
                     Err(_tick) => {
-                        if let Err(err) = Python::attach(|py| py.check_signals().and_then(|()| report(py))) {
+                        if let Err(err) =
+                            Python::attach(|py| py.check_signals().and_then(|()| report(py)))
+                        {
                             stop.send_replace(true);
                             // Let every job abort its upload / remove its temp file before raising.
-                            let _ = runtime.block_on(async { tokio::time::timeout(CLEANUP_GRACE, &mut batch).await });
+                            let _ = runtime.block_on(async {
+                                tokio::time::timeout(CLEANUP_GRACE, &mut batch).await
+                            });
                             return Waited::Interrupted(err);
                         }
                     }
@@ -213,9 +264,13 @@ mod python {
         match waited {
             Waited::Interrupted(err) => Err(err),
             Waited::Done(Ok(results)) => Ok(results.into_iter().map(JobResult::from).collect()),
-            Waited::Done(Err(BatchError::Credentials(message))) => Err(CredentialsError::new_err(message)),
+            Waited::Done(Err(BatchError::Credentials(message))) => {
+                Err(CredentialsError::new_err(message))
+            }
             Waited::Done(Err(BatchError::Setup(message))) => Err(TransferError::new_err(message)),
-            Waited::Done(Err(BatchError::Cancelled)) => Err(TransferError::new_err("the transfer was cancelled")),
+            Waited::Done(Err(BatchError::Cancelled)) => {
+                Err(TransferError::new_err("the transfer was cancelled"))
+            }
         }
     }
 

@@ -15,8 +15,14 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// The temp file for `target`: same folder (so the rename is atomic), name starting with `.flowzero-tmp-`.
 pub fn temp_path_for(target: &Path, unique: u64) -> PathBuf {
-    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    target.with_file_name(format!("{TEMP_PREFIX}{name}.{}.{unique}", std::process::id()))
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    target.with_file_name(format!(
+        "{TEMP_PREFIX}{name}.{}.{unique}",
+        std::process::id()
+    ))
 }
 
 pub struct LocalSink {
@@ -28,7 +34,9 @@ pub struct LocalSink {
 impl LocalSink {
     pub async fn create(target: &Path) -> Result<LocalSink, Failure> {
         if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
-            tokio::fs::create_dir_all(parent).await.map_err(|e| io("create folder", parent, &e))?;
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|e| io("create folder", parent, &e))?;
         }
         let temp = temp_path_for(target, TEMP_COUNTER.fetch_add(1, Ordering::Relaxed));
         let file = tokio::fs::OpenOptions::new()
@@ -45,12 +53,17 @@ impl LocalSink {
     }
 
     fn writer(&mut self) -> Result<&mut BufWriter<tokio::fs::File>, Failure> {
-        self.file.as_mut().ok_or_else(|| Failure::Fatal("local sink already closed".into()))
+        self.file
+            .as_mut()
+            .ok_or_else(|| Failure::Fatal("local sink already closed".into()))
     }
 
     pub async fn write(&mut self, chunk: &[u8]) -> Result<(), Failure> {
         let temp = self.temp.clone();
-        self.writer()?.write_all(chunk).await.map_err(|e| io("write", &temp, &e))
+        self.writer()?
+            .write_all(chunk)
+            .await
+            .map_err(|e| io("write", &temp, &e))
     }
 
     /// Start over from byte zero (the source restarted).
@@ -59,20 +72,29 @@ impl LocalSink {
         let writer = self.writer()?;
         writer.flush().await.map_err(|e| io("write", &temp, &e))?;
         let file = writer.get_mut();
-        file.set_len(0).await.map_err(|e| io("truncate", &temp, &e))?;
-        file.seek(std::io::SeekFrom::Start(0)).await.map_err(|e| io("rewind", &temp, &e))?;
+        file.set_len(0)
+            .await
+            .map_err(|e| io("truncate", &temp, &e))?;
+        file.seek(std::io::SeekFrom::Start(0))
+            .await
+            .map_err(|e| io("rewind", &temp, &e))?;
         Ok(())
     }
 
     /// Flush, fsync and rename the verified temp file onto the target.
     pub async fn commit(&mut self) -> Result<(), Failure> {
         let temp = self.temp.clone();
-        let mut writer = self.file.take().ok_or_else(|| Failure::Fatal("local sink already closed".into()))?;
+        let mut writer = self
+            .file
+            .take()
+            .ok_or_else(|| Failure::Fatal("local sink already closed".into()))?;
         writer.flush().await.map_err(|e| io("write", &temp, &e))?;
         let file = writer.into_inner();
         file.sync_all().await.map_err(|e| io("fsync", &temp, &e))?;
         drop(file);
-        tokio::fs::rename(&temp, &self.target).await.map_err(|e| io("rename into place", &self.target, &e))?;
+        tokio::fs::rename(&temp, &self.target)
+            .await
+            .map_err(|e| io("rename into place", &self.target, &e))?;
         if let Some(parent) = self.target.parent().filter(|p| !p.as_os_str().is_empty()) {
             if let Ok(dir) = tokio::fs::File::open(parent).await {
                 let _ = dir.sync_all().await; // best effort: makes the rename durable
@@ -113,16 +135,20 @@ pub fn hash_file(path: &Path, kind: DigestKind) -> std::io::Result<String> {
 /// Whether `path` already holds a verified copy: right size and digest. With neither known, it cannot be
 /// verified, so it is fetched again.
 pub async fn verified_copy(path: &Path, size: Option<u64>, expected: &Expected) -> bool {
-    let Ok(meta) = tokio::fs::metadata(path).await else { return false };
+    let Ok(meta) = tokio::fs::metadata(path).await else {
+        return false;
+    };
     if !meta.is_file() || size.is_some_and(|s| s != meta.len()) {
         return false;
     }
     match &expected.hex {
         Some(want) => {
             let (path, kind, want) = (path.to_path_buf(), expected.kind, want.clone());
-            tokio::task::spawn_blocking(move || hash_file(&path, kind).is_ok_and(|got| hex_eq(&got, &want)))
-                .await
-                .unwrap_or(false)
+            tokio::task::spawn_blocking(move || {
+                hash_file(&path, kind).is_ok_and(|got| hex_eq(&got, &want))
+            })
+            .await
+            .unwrap_or(false)
         }
         None => size.is_some(),
     }
@@ -138,6 +164,9 @@ mod tests {
         assert_eq!(t.parent(), Some(Path::new("/data/out")));
         let name = t.file_name().unwrap().to_str().unwrap();
         assert!(name.starts_with(".flowzero-tmp-scene.tif."), "{name}");
-        assert_ne!(temp_path_for(Path::new("a.tif"), 1), temp_path_for(Path::new("a.tif"), 2));
+        assert_ne!(
+            temp_path_for(Path::new("a.tif"), 1),
+            temp_path_for(Path::new("a.tif"), 2)
+        );
     }
 }

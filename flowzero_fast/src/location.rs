@@ -16,10 +16,15 @@ impl Destination {
             if bucket.is_empty() || key.is_empty() || key.ends_with('/') {
                 return Err(format!("'{text}' is not an s3://bucket/key destination"));
             }
-            return Ok(Destination::S3 { bucket: bucket.to_string(), key: key.to_string() });
+            return Ok(Destination::S3 {
+                bucket: bucket.to_string(),
+                key: key.to_string(),
+            });
         }
         if text.contains("://") {
-            return Err(format!("unsupported destination '{text}' (use s3://bucket/key or a local path)"));
+            return Err(format!(
+                "unsupported destination '{text}' (use s3://bucket/key or a local path)"
+            ));
         }
         if text.is_empty() || text.ends_with('/') {
             return Err(format!("destination '{text}' does not name a file"));
@@ -74,17 +79,32 @@ mod tests {
     fn s3_destinations() {
         assert_eq!(
             Destination::parse("s3://bucket/a/b c.tif").unwrap(),
-            Destination::S3 { bucket: "bucket".into(), key: "a/b c.tif".into() }
+            Destination::S3 {
+                bucket: "bucket".into(),
+                key: "a/b c.tif".into()
+            }
         );
-        for bad in ["s3://", "s3://bucket", "s3://bucket/", "s3:///key", "s3://b/dir/"] {
+        for bad in [
+            "s3://",
+            "s3://bucket",
+            "s3://bucket/",
+            "s3:///key",
+            "s3://b/dir/",
+        ] {
             assert!(Destination::parse(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn local_destinations() {
-        assert_eq!(Destination::parse("/tmp/x.tif").unwrap(), Destination::Local("/tmp/x.tif".into()));
-        assert_eq!(Destination::parse("rel/x.tif").unwrap(), Destination::Local("rel/x.tif".into()));
+        assert_eq!(
+            Destination::parse("/tmp/x.tif").unwrap(),
+            Destination::Local("/tmp/x.tif".into())
+        );
+        assert_eq!(
+            Destination::parse("rel/x.tif").unwrap(),
+            Destination::Local("rel/x.tif".into())
+        );
         assert!(Destination::parse("gs://b/k").is_err());
         assert!(Destination::parse("").is_err());
         assert!(Destination::parse("dir/").is_err());
@@ -92,7 +112,10 @@ mod tests {
 
     #[test]
     fn urls_lose_tokens_and_passwords() {
-        assert_eq!(redact_url("https://h/p/f.tif?token=SECRET&x=1"), "https://h/p/f.tif?****");
+        assert_eq!(
+            redact_url("https://h/p/f.tif?token=SECRET&x=1"),
+            "https://h/p/f.tif?****"
+        );
         assert_eq!(redact_url("https://user:pw@h:9/p"), "https://****@h:9/p");
         assert_eq!(redact_url("https://h/p"), "https://h/p");
     }
@@ -102,9 +125,15 @@ mod tests {
         let msg = "error sending request for url (http://127.0.0.1:5/download/a.tif?token=abc123): closed";
         let red = redact_text(msg);
         assert!(!red.contains("abc123"), "{red}");
-        assert_eq!(red, "error sending request for url (http://127.0.0.1:5/download/a.tif?****): closed");
+        assert_eq!(
+            red,
+            "error sending request for url (http://127.0.0.1:5/download/a.tif?****): closed"
+        );
         let two = redact_text("a https://x/y?sig=1 b s3://bucket/k c http://u:p@z/q?t=2");
-        assert_eq!(two, "a https://x/y?**** b s3://bucket/k c http://****@z/q?****");
+        assert_eq!(
+            two,
+            "a https://x/y?**** b s3://bucket/k c http://****@z/q?****"
+        );
         assert_eq!(redact_text("no urls here"), "no urls here");
     }
 }

@@ -33,13 +33,17 @@ pub fn shape(size: u64, part: u64) -> UploadShape {
     if size < part {
         UploadShape::Single
     } else {
-        UploadShape::Multipart { parts: size.div_ceil(part).max(1) }
+        UploadShape::Multipart {
+            parts: size.div_ceil(part).max(1),
+        }
     }
 }
 
 /// `(offset, length)` of every part of a `size`-byte body.
 pub fn part_ranges(size: u64, part: u64) -> Vec<(u64, u64)> {
-    (0..size.div_ceil(part)).map(|i| (i * part, part.min(size - i * part))).collect()
+    (0..size.div_ceil(part))
+        .map(|i| (i * part, part.min(size - i * part)))
+        .collect()
 }
 
 /// The Range header asking for the rest of a body from `offset`, none from the start.
@@ -73,7 +77,12 @@ pub enum Resume {
     Complete,
 }
 
-pub fn on_response(offset: u64, status: u16, content_range: Option<&str>, expected_size: Option<u64>) -> Resume {
+pub fn on_response(
+    offset: u64,
+    status: u16,
+    content_range: Option<&str>,
+    expected_size: Option<u64>,
+) -> Resume {
     match status {
         200 if offset == 0 => Resume::Continue,
         200 => Resume::RestartWithBody,
@@ -106,8 +115,14 @@ mod tests {
     fn single_put_only_below_one_part() {
         assert_eq!(shape(0, 16 * MIB), UploadShape::Single);
         assert_eq!(shape(16 * MIB - 1, 16 * MIB), UploadShape::Single);
-        assert_eq!(shape(16 * MIB, 16 * MIB), UploadShape::Multipart { parts: 1 });
-        assert_eq!(shape(40 * MIB, 16 * MIB), UploadShape::Multipart { parts: 3 });
+        assert_eq!(
+            shape(16 * MIB, 16 * MIB),
+            UploadShape::Multipart { parts: 1 }
+        );
+        assert_eq!(
+            shape(40 * MIB, 16 * MIB),
+            UploadShape::Multipart { parts: 3 }
+        );
     }
 
     #[test]
@@ -126,7 +141,10 @@ mod tests {
 
     #[test]
     fn content_range_parsing() {
-        assert_eq!(parse_content_range("bytes 100-199/200"), Some((100, 199, Some(200))));
+        assert_eq!(
+            parse_content_range("bytes 100-199/200"),
+            Some((100, 199, Some(200)))
+        );
         assert_eq!(parse_content_range("bytes 5-9/*"), Some((5, 9, None)));
         assert_eq!(parse_content_range("bytes */200"), None);
         assert_eq!(parse_content_range("items 1-2/3"), None);
@@ -136,11 +154,26 @@ mod tests {
     #[test]
     fn resume_decisions() {
         assert_eq!(on_response(0, 200, None, None), Resume::Continue);
-        assert_eq!(on_response(100, 206, Some("bytes 100-199/200"), Some(200)), Resume::Continue);
-        assert_eq!(on_response(100, 200, None, Some(200)), Resume::RestartWithBody);
-        assert_eq!(on_response(100, 206, Some("bytes 0-199/200"), Some(200)), Resume::RetryFromZero);
-        assert_eq!(on_response(100, 206, None, Some(200)), Resume::RetryFromZero);
+        assert_eq!(
+            on_response(100, 206, Some("bytes 100-199/200"), Some(200)),
+            Resume::Continue
+        );
+        assert_eq!(
+            on_response(100, 200, None, Some(200)),
+            Resume::RestartWithBody
+        );
+        assert_eq!(
+            on_response(100, 206, Some("bytes 0-199/200"), Some(200)),
+            Resume::RetryFromZero
+        );
+        assert_eq!(
+            on_response(100, 206, None, Some(200)),
+            Resume::RetryFromZero
+        );
         assert_eq!(on_response(200, 416, None, Some(200)), Resume::Complete);
-        assert_eq!(on_response(150, 416, None, Some(200)), Resume::RetryFromZero);
+        assert_eq!(
+            on_response(150, 416, None, Some(200)),
+            Resume::RetryFromZero
+        );
     }
 }

@@ -13,7 +13,11 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy { max_retries: 5, base: Duration::from_millis(250), cap: Duration::from_secs(20) }
+        RetryPolicy {
+            max_retries: 5,
+            base: Duration::from_millis(250),
+            cap: Duration::from_secs(20),
+        }
     }
 }
 
@@ -54,7 +58,10 @@ impl Jitter {
     }
 
     pub fn from_entropy() -> Self {
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
         let bump = SEED_COUNTER.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
         Jitter::seeded(nanos ^ bump)
     }
@@ -75,7 +82,11 @@ mod tests {
     use super::*;
 
     fn policy() -> RetryPolicy {
-        RetryPolicy { max_retries: 3, base: Duration::from_millis(100), cap: Duration::from_millis(1000) }
+        RetryPolicy {
+            max_retries: 3,
+            base: Duration::from_millis(100),
+            cap: Duration::from_millis(1000),
+        }
     }
 
     #[test]
@@ -83,7 +94,11 @@ mod tests {
         let p = policy();
         assert!(p.allows(1) && p.allows(3));
         assert!(!p.allows(4));
-        assert!(!RetryPolicy { max_retries: 0, ..p }.allows(1));
+        assert!(!RetryPolicy {
+            max_retries: 0,
+            ..p
+        }
+        .allows(1));
     }
 
     #[test]
@@ -102,7 +117,10 @@ mod tests {
         for n in 1..=5 {
             for _ in 0..200 {
                 let d = p.delay(n, &mut j);
-                assert!(d >= p.ceiling(n) / 2 && d <= p.ceiling(n), "{d:?} for failure {n}");
+                assert!(
+                    d >= p.ceiling(n) / 2 && d <= p.ceiling(n),
+                    "{d:?} for failure {n}"
+                );
                 seen.insert(d.as_micros());
             }
         }

@@ -11,6 +11,7 @@ use std::time::SystemTime;
 use bytes::{Bytes, BytesMut};
 use reqwest::header::HeaderMap;
 use reqwest::Method;
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::digest::{crc32c_append, crc32c_header, hex_eq, DigestKind, Expected};
@@ -28,31 +29,69 @@ pub struct Target {
 }
 
 /// The URL, Host header and canonical path of `bucket/key`.
-pub fn target(endpoint: Option<&str>, region: &str, bucket: &str, key: &str) -> Result<Target, String> {
+pub fn target(
+    endpoint: Option<&str>,
+    region: &str,
+    bucket: &str,
+    key: &str,
+) -> Result<Target, String> {
     let key = uri_encode(key, true);
     let (scheme, authority, prefix, path_style) = match endpoint.filter(|e| !e.is_empty()) {
         Some(endpoint) => {
-            let with_scheme =
-                if endpoint.contains("://") { endpoint.to_string() } else { format!("https://{endpoint}") };
-            let url = reqwest::Url::parse(&with_scheme).map_err(|e| format!("invalid S3 endpoint URL: {e}"))?;
-            let host = url.host_str().ok_or("S3 endpoint URL has no host")?.to_string();
+            let with_scheme = if endpoint.contains("://") {
+                endpoint.to_string()
+            } else {
+                format!("https://{endpoint}")
+            };
+            let url = reqwest::Url::parse(&with_scheme)
+                .map_err(|e| format!("invalid S3 endpoint URL: {e}"))?;
+            let host = url
+                .host_str()
+                .ok_or("S3 endpoint URL has no host")?
+                .to_string();
             let authority = match url.port() {
                 Some(port) => format!("{host}:{port}"),
                 None => host,
             };
-            (url.scheme().to_string(), authority, url.path().trim_end_matches('/').to_string(), true)
+            (
+                url.scheme().to_string(),
+                authority,
+                url.path().trim_end_matches('/').to_string(),
+                true,
+            )
         }
         None => {
-            let dns_safe = !bucket.contains('.') && bucket.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            let dns_safe = !bucket.contains('.')
+                && bucket
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
             if dns_safe {
-                ("https".into(), format!("{bucket}.s3.{region}.amazonaws.com"), String::new(), false)
+                (
+                    "https".into(),
+                    format!("{bucket}.s3.{region}.amazonaws.com"),
+                    String::new(),
+                    false,
+                )
             } else {
-                ("https".into(), format!("s3.{region}.amazonaws.com"), String::new(), true)
+                (
+                    "https".into(),
+                    format!("s3.{region}.amazonaws.com"),
+                    String::new(),
+                    true,
+                )
             }
         }
     };
-    let path = if path_style { format!("{prefix}/{}/{key}", uri_encode(bucket, false)) } else { format!("/{key}") };
-    Ok(Target { url: format!("{scheme}://{authority}{path}"), host: authority, path })
+    let path = if path_style {
+        format!("{prefix}/{}/{key}", uri_encode(bucket, false))
+    } else {
+        format!("/{key}")
+    };
+    Ok(Target {
+        url: format!("{scheme}://{authority}{path}"),
+        host: authority,
+        path,
+    })
 }
 
 /// Region and endpoint the way the AWS tools take them; flowzero's own settings win over the environment.
@@ -67,8 +106,12 @@ pub fn resolve_region_endpoint(
             .map(str::to_string)
             .or_else(|| names.iter().find_map(|n| env(n).filter(|v| !v.is_empty())))
     };
-    let region = first(region, &["AWS_REGION", "AWS_DEFAULT_REGION"]).unwrap_or_else(|| "us-east-1".into());
-    (region, first(endpoint, &["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]))
+    let region =
+        first(region, &["AWS_REGION", "AWS_DEFAULT_REGION"]).unwrap_or_else(|| "us-east-1".into());
+    (
+        region,
+        first(endpoint, &["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]),
+    )
 }
 
 /// `Code` and `Message` of an S3 XML error body.
@@ -92,15 +135,30 @@ const AUTH_CODES: &[&str] = &[
     "TokenRefreshRequired",
     "AuthorizationHeaderMalformed",
 ];
-const RETRY_CODES: &[&str] = &["SlowDown", "InternalError", "RequestTimeout", "ServiceUnavailable"];
+const RETRY_CODES: &[&str] = &[
+    "SlowDown",
+    "InternalError",
+    "RequestTimeout",
+    "ServiceUnavailable",
+];
 
 /// How an S3 error answer is handled: bad credentials stop the batch, throttling/5xx retry, the rest fail the file.
 pub fn classify(what: &str, status: u16, body: &str) -> Failure {
     let (code, message) = error_fields(body);
-    let detail = if code.is_empty() { format!("HTTP {status}") } else { format!("HTTP {status} {code}") };
-    let detail = if message.is_empty() { detail } else { format!("{detail}: {message}") };
+    let detail = if code.is_empty() {
+        format!("HTTP {status}")
+    } else {
+        format!("HTTP {status} {code}")
+    };
+    let detail = if message.is_empty() {
+        detail
+    } else {
+        format!("{detail}: {message}")
+    };
     if status == 403 || AUTH_CODES.contains(&code.as_str()) {
-        Failure::Auth(format!("S3 refused {what} ({detail}); check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY"))
+        Failure::Auth(format!(
+            "S3 refused {what} ({detail}); check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY"
+        ))
     } else if retryable_status(status) || RETRY_CODES.contains(&code.as_str()) {
         Failure::Retryable(format!("S3 {what}: {detail}"))
     } else {
@@ -140,7 +198,14 @@ impl Client {
         policy: RetryPolicy,
         checksums: bool,
     ) -> Client {
-        Client { http, endpoint, region, creds, policy, checksums: AtomicBool::new(checksums) }
+        Client {
+            http,
+            endpoint,
+            region,
+            creds,
+            policy,
+            checksums: AtomicBool::new(checksums),
+        }
     }
 
     fn checksums(&self) -> bool {
@@ -161,11 +226,18 @@ impl Client {
         body: Bytes,
         accept: &[u16],
     ) -> Result<Response, Failure> {
-        let target = target(self.endpoint.as_deref(), &self.region, bucket, key).map_err(Failure::Fatal)?;
-        let mut pairs: Vec<String> =
-            query.iter().map(|(k, v)| format!("{}={}", uri_encode(k, false), uri_encode(v, false))).collect();
+        let target =
+            target(self.endpoint.as_deref(), &self.region, bucket, key).map_err(Failure::Fatal)?;
+        let mut pairs: Vec<String> = query
+            .iter()
+            .map(|(k, v)| format!("{}={}", uri_encode(k, false), uri_encode(v, false)))
+            .collect();
         pairs.sort();
-        let url = if pairs.is_empty() { target.url.clone() } else { format!("{}?{}", target.url, pairs.join("&")) };
+        let url = if pairs.is_empty() {
+            target.url.clone()
+        } else {
+            format!("{}?{}", target.url, pairs.join("&"))
+        };
         let mut jitter = Jitter::from_entropy();
         let mut failures = 0u32;
         loop {
@@ -179,9 +251,19 @@ impl Client {
                 headers.push(("x-amz-security-token".into(), token.clone()));
             }
             headers.extend(extra.iter().cloned());
-            let request = Request { method: method.as_str(), path: &target.path, query, headers: &headers, payload_hash: UNSIGNED_PAYLOAD };
+            let request = Request {
+                method: method.as_str(),
+                path: &target.path,
+                query,
+                headers: &headers,
+                payload_hash: UNSIGNED_PAYLOAD,
+            };
             let auth = authorization(&request, &self.creds, &self.region, &stamp);
-            let mut builder = self.http.request(method.clone(), &url).header("authorization", auth).body(body.clone());
+            let mut builder = self
+                .http
+                .request(method.clone(), &url)
+                .header("authorization", auth)
+                .body(body.clone());
             for (name, value) in headers.iter().filter(|(n, _)| n != "host") {
                 builder = builder.header(name.as_str(), value.as_str());
             }
@@ -194,10 +276,17 @@ impl Client {
                         Err(e) => Failure::Retryable(format!("S3 {what}: {}", describe(e))),
                         Ok(body) if (200..300).contains(&status) || accept.contains(&status) => {
                             // CompleteMultipartUpload can answer 200 with an error document.
-                            if status == 200 && body.starts_with(b"<?xml") && contains(&body, b"<Error>") {
+                            if status == 200
+                                && body.starts_with(b"<?xml")
+                                && contains(&body, b"<Error>")
+                            {
                                 classify(what, 500, &String::from_utf8_lossy(&body))
                             } else {
-                                return Ok(Response { status, headers, body });
+                                return Ok(Response {
+                                    status,
+                                    headers,
+                                    body,
+                                });
                             }
                         }
                         Ok(body) => classify(what, status, &String::from_utf8_lossy(&body)),
@@ -208,7 +297,9 @@ impl Client {
                 Failure::Retryable(message) => {
                     failures += 1;
                     if !self.policy.allows(failures) {
-                        return Err(Failure::Fatal(format!("{message} (gave up after {failures} attempts)")));
+                        return Err(Failure::Fatal(format!(
+                            "{message} (gave up after {failures} attempts)"
+                        )));
                     }
                     tokio::time::sleep(self.policy.delay(failures, &mut jitter)).await;
                 }
@@ -218,12 +309,34 @@ impl Client {
     }
 
     /// Whether s3://bucket/key already holds a verified copy: HEAD size and the digest in its metadata.
-    pub async fn verified_copy(&self, bucket: &str, key: &str, size: Option<u64>, expected: &Expected) -> Result<bool, Failure> {
-        let resp = self.send("HEAD", Method::HEAD, bucket, key, &[], &[], Bytes::new(), &[404]).await?;
+    pub async fn verified_copy(
+        &self,
+        bucket: &str,
+        key: &str,
+        size: Option<u64>,
+        expected: &Expected,
+    ) -> Result<bool, Failure> {
+        let resp = self
+            .send(
+                "HEAD",
+                Method::HEAD,
+                bucket,
+                key,
+                &[],
+                &[],
+                Bytes::new(),
+                &[404],
+            )
+            .await?;
         if resp.status == 404 {
             return Ok(false);
         }
-        let header = |name: &str| resp.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let header = |name: &str| {
+            resp.headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
         let length: Option<u64> = header("content-length").and_then(|v| v.parse().ok());
         if size.is_some() && length != size {
             return Ok(false);
@@ -241,28 +354,61 @@ impl Client {
         refused && self.checksums.swap(false, Ordering::Relaxed)
     }
 
-    pub async fn put_object(&self, bucket: &str, key: &str, body: Bytes, crc: u32, meta: &[(String, String)]) -> Result<(), Failure> {
+    pub async fn put_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Bytes,
+        crc: u32,
+        meta: &[(String, String)],
+    ) -> Result<(), Failure> {
         loop {
             let mut headers = meta.to_vec();
             if self.checksums() {
                 headers.push(("x-amz-checksum-crc32c".into(), crc32c_header(crc)));
             }
-            let outcome = self.send("PutObject", Method::PUT, bucket, key, &[], &headers, body.clone(), &[]).await;
+            let outcome = self
+                .send(
+                    "PutObject",
+                    Method::PUT,
+                    bucket,
+                    key,
+                    &[],
+                    &headers,
+                    body.clone(),
+                    &[],
+                )
+                .await;
             if !self.drop_checksums_after(&outcome) {
                 return outcome.map(|_| ());
             }
         }
     }
 
-    pub async fn create_multipart(&self, bucket: &str, key: &str, meta: &[(String, String)]) -> Result<String, Failure> {
+    pub async fn create_multipart(
+        &self,
+        bucket: &str,
+        key: &str,
+        meta: &[(String, String)],
+    ) -> Result<String, Failure> {
         let query = [("uploads".to_string(), String::new())];
         let resp = loop {
             let mut headers = meta.to_vec();
             if self.checksums() {
                 headers.push(("x-amz-checksum-algorithm".into(), "CRC32C".into()));
             }
-            let outcome =
-                self.send("CreateMultipartUpload", Method::POST, bucket, key, &query, &headers, Bytes::new(), &[]).await;
+            let outcome = self
+                .send(
+                    "CreateMultipartUpload",
+                    Method::POST,
+                    bucket,
+                    key,
+                    &query,
+                    &headers,
+                    Bytes::new(),
+                    &[],
+                )
+                .await;
             if !self.drop_checksums_after(&outcome) {
                 break outcome?;
             }
@@ -273,37 +419,102 @@ impl Client {
             .and_then(|(_, rest)| rest.split_once("</UploadId>"))
             .map(|(id, _)| id.trim().to_string())
             .filter(|id| !id.is_empty());
-        id.ok_or_else(|| Failure::Fatal("S3 CreateMultipartUpload answered without an UploadId".into()))
+        id.ok_or_else(|| {
+            Failure::Fatal("S3 CreateMultipartUpload answered without an UploadId".into())
+        })
     }
 
-    pub async fn upload_part(&self, bucket: &str, key: &str, upload_id: &str, number: u32, body: Bytes, crc: u32) -> Result<Part, Failure> {
-        let query = [("partNumber".to_string(), number.to_string()), ("uploadId".to_string(), upload_id.to_string())];
+    pub async fn upload_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        number: u32,
+        body: Bytes,
+        crc: u32,
+    ) -> Result<Part, Failure> {
+        let query = [
+            ("partNumber".to_string(), number.to_string()),
+            ("uploadId".to_string(), upload_id.to_string()),
+        ];
         let checksum = self.checksums().then(|| crc32c_header(crc));
-        let headers: Vec<(String, String)> =
-            checksum.iter().map(|c| ("x-amz-checksum-crc32c".to_string(), c.clone())).collect();
-        let resp = self.send("UploadPart", Method::PUT, bucket, key, &query, &headers, body, &[]).await?;
-        let etag = resp.headers.get("etag").and_then(|v| v.to_str().ok()).map(str::to_string);
-        let etag = etag.ok_or_else(|| Failure::Fatal(format!("S3 UploadPart {number} answered without an ETag")))?;
-        Ok(Part { number, etag, crc32c: checksum })
+        let headers: Vec<(String, String)> = checksum
+            .iter()
+            .map(|c| ("x-amz-checksum-crc32c".to_string(), c.clone()))
+            .collect();
+        let resp = self
+            .send(
+                "UploadPart",
+                Method::PUT,
+                bucket,
+                key,
+                &query,
+                &headers,
+                body,
+                &[],
+            )
+            .await?;
+        let etag = resp
+            .headers
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let etag = etag.ok_or_else(|| {
+            Failure::Fatal(format!("S3 UploadPart {number} answered without an ETag"))
+        })?;
+        Ok(Part {
+            number,
+            etag,
+            crc32c: checksum,
+        })
     }
 
-    pub async fn complete(&self, bucket: &str, key: &str, upload_id: &str, parts: &[Part]) -> Result<(), Failure> {
+    pub async fn complete(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        parts: &[Part],
+    ) -> Result<(), Failure> {
         let query = [("uploadId".to_string(), upload_id.to_string())];
         let body = complete_body(parts);
         let headers = [("content-type".to_string(), "application/xml".to_string())];
-        self.send("CompleteMultipartUpload", Method::POST, bucket, key, &query, &headers, Bytes::from(body), &[]).await.map(|_| ())
+        self.send(
+            "CompleteMultipartUpload",
+            Method::POST,
+            bucket,
+            key,
+            &query,
+            &headers,
+            Bytes::from(body),
+            &[],
+        )
+        .await
+        .map(|_| ())
     }
 
     pub async fn abort(&self, bucket: &str, key: &str, upload_id: &str) -> Result<(), Failure> {
         let query = [("uploadId".to_string(), upload_id.to_string())];
-        self.send("AbortMultipartUpload", Method::DELETE, bucket, key, &query, &[], Bytes::new(), &[404]).await.map(|_| ())
+        self.send(
+            "AbortMultipartUpload",
+            Method::DELETE,
+            bucket,
+            key,
+            &query,
+            &[],
+            Bytes::new(),
+            &[404],
+        )
+        .await
+        .map(|_| ())
     }
 }
 
 /// An S3-compatible endpoint saying it does not support the checksum headers.
 pub fn checksum_refused(failure: &Failure) -> bool {
     let text = failure.to_string().to_ascii_lowercase();
-    matches!(failure, Failure::Fatal(_)) && (text.contains("checksum") || text.contains("notimplemented"))
+    matches!(failure, Failure::Fatal(_))
+        && (text.contains("checksum") || text.contains("notimplemented"))
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -314,10 +525,14 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 pub fn complete_body(parts: &[Part]) -> String {
     let mut sorted = parts.to_vec();
     sorted.sort_by_key(|p| p.number);
-    let mut xml = String::from("<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">");
+    let mut xml =
+        String::from("<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">");
     for p in &sorted {
         let etag = p.etag.replace('&', "&amp;").replace('"', "&quot;");
-        xml.push_str(&format!("<Part><PartNumber>{}</PartNumber><ETag>{etag}</ETag>", p.number));
+        xml.push_str(&format!(
+            "<Part><PartNumber>{}</PartNumber><ETag>{etag}</ETag>",
+            p.number
+        ));
         if let Some(crc) = &p.crc32c {
             xml.push_str(&format!("<ChecksumCRC32C>{crc}</ChecksumCRC32C>"));
         }
@@ -327,7 +542,8 @@ pub fn complete_body(parts: &[Part]) -> String {
     xml
 }
 
-/// Feeds an object from a stream: fills one part at a time and uploads full parts concurrently (bounded);
+/// Feeds an object from a stream: fills one part at a time and uploads full parts concurrently (at most
+/// `part_concurrency` for this file, and no more than the batch's shared `budget` of parts in flight);
 /// a body smaller than one part becomes a single PutObject at commit.
 pub struct Sink {
     client: Arc<Client>,
@@ -335,6 +551,7 @@ pub struct Sink {
     key: String,
     part_size: usize,
     part_concurrency: usize,
+    budget: Arc<Semaphore>,
     meta: Vec<(String, String)>,
     buf: BytesMut,
     crc: u32,
@@ -345,14 +562,27 @@ pub struct Sink {
 }
 
 impl Sink {
-    pub fn new(client: Arc<Client>, bucket: &str, key: &str, part_size: u64, part_concurrency: usize, expected: &Expected) -> Sink {
-        let meta = expected.hex.iter().map(|h| (expected.kind.meta_header().to_string(), h.clone())).collect();
+    pub fn new(
+        client: Arc<Client>,
+        bucket: &str,
+        key: &str,
+        part_size: u64,
+        part_concurrency: usize,
+        budget: Arc<Semaphore>,
+        expected: &Expected,
+    ) -> Sink {
+        let meta = expected
+            .hex
+            .iter()
+            .map(|h| (expected.kind.meta_header().to_string(), h.clone()))
+            .collect();
         Sink {
             client,
             bucket: bucket.to_string(),
             key: key.to_string(),
             part_size: part_size as usize,
             part_concurrency: part_concurrency.max(1),
+            budget,
             meta,
             buf: BytesMut::new(),
             crc: 0,
@@ -385,16 +615,31 @@ impl Sink {
         self.buf = BytesMut::new();
         let crc = std::mem::take(&mut self.crc);
         if self.upload_id.is_none() {
-            self.upload_id = Some(self.client.create_multipart(&self.bucket, &self.key, &self.meta).await?);
+            self.upload_id = Some(
+                self.client
+                    .create_multipart(&self.bucket, &self.key, &self.meta)
+                    .await?,
+            );
         }
         while self.inflight.len() >= self.part_concurrency {
             self.reap_one().await?;
         }
+        let permit = self
+            .budget
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| Failure::Fatal(e.to_string()))?;
         let (client, bucket, key) = (self.client.clone(), self.bucket.clone(), self.key.clone());
         let upload_id = self.upload_id.clone().unwrap_or_default();
         let number = self.next_part;
         self.next_part += 1;
-        self.inflight.spawn(async move { client.upload_part(&bucket, &key, &upload_id, number, data, crc).await });
+        self.inflight.spawn(async move {
+            let _permit = permit; // the part's memory counts against the batch until it is uploaded
+            client
+                .upload_part(&bucket, &key, &upload_id, number, data, crc)
+                .await
+        });
         Ok(())
     }
 
@@ -420,7 +665,15 @@ impl Sink {
                 if meta.is_empty() {
                     meta.push((kind.meta_header().to_string(), digest_hex.to_string()));
                 }
-                self.client.put_object(&self.bucket, &self.key, body, std::mem::take(&mut self.crc), &meta).await
+                self.client
+                    .put_object(
+                        &self.bucket,
+                        &self.key,
+                        body,
+                        std::mem::take(&mut self.crc),
+                        &meta,
+                    )
+                    .await
             }
             Some(upload_id) => {
                 if !self.buf.is_empty() {
@@ -429,7 +682,9 @@ impl Sink {
                 while !self.inflight.is_empty() {
                     self.reap_one().await?;
                 }
-                self.client.complete(&self.bucket, &self.key, &upload_id, &self.parts).await?;
+                self.client
+                    .complete(&self.bucket, &self.key, &upload_id, &self.parts)
+                    .await?;
                 self.upload_id = None;
                 Ok(())
             }
@@ -462,12 +717,21 @@ mod tests {
 
     #[test]
     fn custom_endpoints_are_path_style() {
-        let t = target(Some("http://127.0.0.1:5000"), "us-west-2", "bkt", "a b/c.tif").unwrap();
+        let t = target(
+            Some("http://127.0.0.1:5000"),
+            "us-west-2",
+            "bkt",
+            "a b/c.tif",
+        )
+        .unwrap();
         assert_eq!(t.url, "http://127.0.0.1:5000/bkt/a%20b/c.tif");
         assert_eq!(t.host, "127.0.0.1:5000");
         assert_eq!(t.path, "/bkt/a%20b/c.tif");
         let t = target(Some("https://minio.local/s3/"), "r", "b", "k").unwrap();
-        assert_eq!((t.url.as_str(), t.host.as_str()), ("https://minio.local/s3/b/k", "minio.local"));
+        assert_eq!(
+            (t.url.as_str(), t.host.as_str()),
+            ("https://minio.local/s3/b/k", "minio.local")
+        );
         let t = target(Some("minio.local:9000"), "r", "b", "k").unwrap();
         assert_eq!(t.url, "https://minio.local:9000/b/k");
         assert!(target(Some("http://"), "r", "b", "k").is_err());
@@ -476,7 +740,10 @@ mod tests {
     #[test]
     fn aws_is_virtual_hosted_unless_the_bucket_has_dots() {
         let t = target(None, "eu-west-1", "my-bucket", "x/y.tif").unwrap();
-        assert_eq!(t.url, "https://my-bucket.s3.eu-west-1.amazonaws.com/x/y.tif");
+        assert_eq!(
+            t.url,
+            "https://my-bucket.s3.eu-west-1.amazonaws.com/x/y.tif"
+        );
         assert_eq!(t.path, "/x/y.tif");
         let t = target(None, "eu-west-1", "my.bucket", "k").unwrap();
         assert_eq!(t.url, "https://s3.eu-west-1.amazonaws.com/my.bucket/k");
@@ -489,7 +756,10 @@ mod tests {
             "AWS_ENDPOINT_URL" => Some("http://env:1".to_string()),
             _ => None,
         };
-        assert_eq!(resolve_region_endpoint(None, None, env), ("eu-central-1".into(), Some("http://env:1".into())));
+        assert_eq!(
+            resolve_region_endpoint(None, None, env),
+            ("eu-central-1".into(), Some("http://env:1".into()))
+        );
         assert_eq!(
             resolve_region_endpoint(Some("us-west-2"), Some("http://cfg:2"), env),
             ("us-west-2".into(), Some("http://cfg:2".into()))
@@ -501,39 +771,84 @@ mod tests {
             "AWS_DEFAULT_REGION" => Some("eu-central-1".to_string()),
             _ => None,
         };
-        assert_eq!(resolve_region_endpoint(Some(""), Some(""), s3_first), ("ap-south-1".into(), Some("http://s3only".into())));
-        assert_eq!(resolve_region_endpoint(None, None, |_| None), ("us-east-1".into(), None));
+        assert_eq!(
+            resolve_region_endpoint(Some(""), Some(""), s3_first),
+            ("ap-south-1".into(), Some("http://s3only".into()))
+        );
+        assert_eq!(
+            resolve_region_endpoint(None, None, |_| None),
+            ("us-east-1".into(), None)
+        );
     }
 
     #[test]
     fn errors_are_classified() {
         let body = "<?xml version=\"1.0\"?><Error><Code>SlowDown</Code><Message>Reduce your rate</Message></Error>";
-        assert!(matches!(classify("UploadPart", 503, body), Failure::Retryable(_)));
-        let denied = classify("PutObject", 403, "<Error><Code>InvalidAccessKeyId</Code><Message>nope</Message></Error>");
+        assert!(matches!(
+            classify("UploadPart", 503, body),
+            Failure::Retryable(_)
+        ));
+        let denied = classify(
+            "PutObject",
+            403,
+            "<Error><Code>InvalidAccessKeyId</Code><Message>nope</Message></Error>",
+        );
         match denied {
-            Failure::Auth(m) => assert!(m.contains("InvalidAccessKeyId") && m.contains("nope"), "{m}"),
+            Failure::Auth(m) => assert!(
+                m.contains("InvalidAccessKeyId") && m.contains("nope"),
+                "{m}"
+            ),
             other => panic!("{other:?}"),
         }
         assert!(matches!(classify("HEAD", 403, ""), Failure::Auth(_)));
-        assert!(matches!(classify("PutObject", 404, "<Error><Code>NoSuchBucket</Code></Error>"), Failure::Fatal(_)));
-        assert!(matches!(classify("PutObject", 400, "<Error><Code>RequestTimeout</Code></Error>"), Failure::Retryable(_)));
-        assert_eq!(error_fields("<Error><Code>X</Code></Error>"), ("X".into(), String::new()));
+        assert!(matches!(
+            classify("PutObject", 404, "<Error><Code>NoSuchBucket</Code></Error>"),
+            Failure::Fatal(_)
+        ));
+        assert!(matches!(
+            classify(
+                "PutObject",
+                400,
+                "<Error><Code>RequestTimeout</Code></Error>"
+            ),
+            Failure::Retryable(_)
+        ));
+        assert_eq!(
+            error_fields("<Error><Code>X</Code></Error>"),
+            ("X".into(), String::new())
+        );
     }
 
     #[test]
     fn refused_checksums_are_recognised() {
         let refused = classify("PutObject", 400, "<Error><Code>InvalidRequest</Code><Message>x-amz-checksum-crc32c is not supported</Message></Error>");
         assert!(checksum_refused(&refused));
-        assert!(checksum_refused(&classify("PutObject", 501, "<Error><Code>NotImplemented</Code></Error>")));
-        assert!(!checksum_refused(&classify("PutObject", 400, "<Error><Code>InvalidBucketName</Code></Error>")));
+        assert!(checksum_refused(&classify(
+            "PutObject",
+            501,
+            "<Error><Code>NotImplemented</Code></Error>"
+        )));
+        assert!(!checksum_refused(&classify(
+            "PutObject",
+            400,
+            "<Error><Code>InvalidBucketName</Code></Error>"
+        )));
         assert!(!checksum_refused(&Failure::Retryable("checksum".into())));
     }
 
     #[test]
     fn complete_document_lists_parts_in_order() {
         let parts = vec![
-            Part { number: 2, etag: "\"b\"".into(), crc32c: Some("AAAAAA==".into()) },
-            Part { number: 1, etag: "\"a\"".into(), crc32c: None },
+            Part {
+                number: 2,
+                etag: "\"b\"".into(),
+                crc32c: Some("AAAAAA==".into()),
+            },
+            Part {
+                number: 1,
+                etag: "\"a\"".into(),
+                crc32c: None,
+            },
         ];
         let xml = complete_body(&parts);
         let one = xml.find("<PartNumber>1</PartNumber>").unwrap();

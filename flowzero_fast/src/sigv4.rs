@@ -42,7 +42,9 @@ pub fn uri_encode(text: &str, keep_slash: bool) -> String {
     let mut out = String::with_capacity(text.len() * 3 / 2);
     for b in text.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
             b'/' if keep_slash => out.push('/'),
             _ => out.push_str(&format!("%{b:02X}")),
         }
@@ -52,11 +54,19 @@ pub fn uri_encode(text: &str, keep_slash: bool) -> String {
 
 /// `(20130524T000000Z, 20130524)` for a moment in time, in UTC.
 pub fn amz_date(at: SystemTime) -> (String, String) {
-    let secs = at.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = at
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (y, m, d) = civil_from_days(days as i64);
     let date = format!("{y:04}{m:02}{d:02}");
-    let stamp = format!("{date}T{:02}{:02}{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60);
+    let stamp = format!(
+        "{date}T{:02}{:02}{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    );
     (stamp, date)
 }
 
@@ -84,18 +94,34 @@ pub struct Request<'a> {
 }
 
 fn canonical_request(req: &Request<'_>) -> (String, String) {
-    let mut query: Vec<(String, String)> =
-        req.query.iter().map(|(k, v)| (uri_encode(k, false), uri_encode(v, false))).collect();
+    let mut query: Vec<(String, String)> = req
+        .query
+        .iter()
+        .map(|(k, v)| (uri_encode(k, false), uri_encode(v, false)))
+        .collect();
     query.sort();
-    let query = query.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
+    let query = query
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&");
     let mut headers: Vec<(String, String)> = req
         .headers
         .iter()
-        .map(|(k, v)| (k.to_ascii_lowercase(), v.split_whitespace().collect::<Vec<_>>().join(" ")))
+        .map(|(k, v)| {
+            (
+                k.to_ascii_lowercase(),
+                v.split_whitespace().collect::<Vec<_>>().join(" "),
+            )
+        })
         .collect();
     headers.sort();
     let canonical_headers: String = headers.iter().map(|(k, v)| format!("{k}:{v}\n")).collect();
-    let signed = headers.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(";");
+    let signed = headers
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .collect::<Vec<_>>()
+        .join(";");
     let text = format!(
         "{}\n{}\n{}\n{}\n{}\n{}",
         req.method, req.path, query, canonical_headers, signed, req.payload_hash
@@ -114,13 +140,19 @@ pub fn authorization(req: &Request<'_>, creds: &Credentials, region: &str, stamp
     let date = &stamp[..8];
     let scope = format!("{date}/{region}/s3/aws4_request");
     let (canonical, signed) = canonical_request(req);
-    let to_sign = format!("AWS4-HMAC-SHA256\n{stamp}\n{scope}\n{}", sha256_hex(canonical.as_bytes()));
+    let to_sign = format!(
+        "AWS4-HMAC-SHA256\n{stamp}\n{scope}\n{}",
+        sha256_hex(canonical.as_bytes())
+    );
     let mut key = hmac(format!("AWS4{}", creds.secret_key).as_bytes(), date);
     for part in [region, "s3", "aws4_request"] {
         key = hmac(&key, part);
     }
     let signature = to_hex(&hmac(&key, &to_sign));
-    format!("AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={signed}, Signature={signature}", creds.access_key)
+    format!(
+        "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={signed}, Signature={signature}",
+        creds.access_key
+    )
 }
 
 #[cfg(test)]
@@ -139,7 +171,10 @@ mod tests {
     }
 
     fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     /// The worked examples of AWS's "Signature Calculations for the Authorization Header" (S3 docs).
@@ -151,7 +186,13 @@ mod tests {
             ("x-amz-content-sha256", EMPTY_SHA),
             ("x-amz-date", "20130524T000000Z"),
         ]);
-        let req = Request { method: "GET", path: "/test.txt", query: &[], headers: &h, payload_hash: EMPTY_SHA };
+        let req = Request {
+            method: "GET",
+            path: "/test.txt",
+            query: &[],
+            headers: &h,
+            payload_hash: EMPTY_SHA,
+        };
         let auth = authorization(&req, &example_creds(), "us-east-1", "20130524T000000Z");
         assert_eq!(
             auth,
@@ -168,10 +209,24 @@ mod tests {
             ("x-amz-content-sha256", EMPTY_SHA),
             ("x-amz-date", "20130524T000000Z"),
         ]);
-        let q = vec![("prefix".to_string(), "J".to_string()), ("max-keys".to_string(), "2".to_string())];
-        let req = Request { method: "GET", path: "/", query: &q, headers: &h, payload_hash: EMPTY_SHA };
+        let q = vec![
+            ("prefix".to_string(), "J".to_string()),
+            ("max-keys".to_string(), "2".to_string()),
+        ];
+        let req = Request {
+            method: "GET",
+            path: "/",
+            query: &q,
+            headers: &h,
+            payload_hash: EMPTY_SHA,
+        };
         let auth = authorization(&req, &example_creds(), "us-east-1", "20130524T000000Z");
-        assert!(auth.ends_with("Signature=34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7"), "{auth}");
+        assert!(
+            auth.ends_with(
+                "Signature=34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7"
+            ),
+            "{auth}"
+        );
     }
 
     #[test]
@@ -182,16 +237,36 @@ mod tests {
             ("x-amz-date", "20130524T000000Z"),
         ]);
         let q = vec![("lifecycle".to_string(), String::new())];
-        let req = Request { method: "GET", path: "/", query: &q, headers: &h, payload_hash: EMPTY_SHA };
+        let req = Request {
+            method: "GET",
+            path: "/",
+            query: &q,
+            headers: &h,
+            payload_hash: EMPTY_SHA,
+        };
         let auth = authorization(&req, &example_creds(), "us-east-1", "20130524T000000Z");
-        assert!(auth.ends_with("Signature=fea454ca298b7da1c68078a5d1bdbfbbe0d65c699e0f91ac7a200a0136783543"), "{auth}");
+        assert!(
+            auth.ends_with(
+                "Signature=fea454ca298b7da1c68078a5d1bdbfbbe0d65c699e0f91ac7a200a0136783543"
+            ),
+            "{auth}"
+        );
     }
 
     #[test]
     fn secrets_never_in_the_header_or_debug() {
-        let creds = Credentials { session_token: Some("TOKEN123".into()), ..example_creds() };
+        let creds = Credentials {
+            session_token: Some("TOKEN123".into()),
+            ..example_creds()
+        };
         let h = headers(&[("host", "h"), ("x-amz-date", "20130524T000000Z")]);
-        let req = Request { method: "PUT", path: "/k", query: &[], headers: &h, payload_hash: UNSIGNED_PAYLOAD };
+        let req = Request {
+            method: "PUT",
+            path: "/k",
+            query: &[],
+            headers: &h,
+            payload_hash: UNSIGNED_PAYLOAD,
+        };
         let auth = authorization(&req, &creds, "us-west-2", "20130524T000000Z");
         assert!(!auth.contains(&creds.secret_key));
         assert_eq!(format!("{creds:?}"), "Credentials(****)");
@@ -222,7 +297,14 @@ mod tests {
             _ => None,
         };
         let c = Credentials::from_lookup(env).unwrap();
-        assert_eq!((c.access_key.as_str(), c.secret_key.as_str(), c.session_token), ("AK", "SK", None));
+        assert_eq!(
+            (
+                c.access_key.as_str(),
+                c.secret_key.as_str(),
+                c.session_token
+            ),
+            ("AK", "SK", None)
+        );
         assert!(Credentials::from_lookup(|_| None).is_none());
     }
 }
