@@ -473,3 +473,28 @@ def test_quads_for_a_bbox_and_a_basemap_order(sandbox: Sandbox, client: httpx.Cl
         request, products=[{"mosaic_name": "global_monthly_1999_01_mosaic", "geometry": SANDBOX_AOI}]
     )
     assert client.post(sandbox.orders_url, json=unknown).status_code == 400
+
+
+# -- lifecycle --
+
+
+def test_closing_is_prompt_with_idle_keep_alive_connections(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import threading
+    import time
+
+    sandbox = Sandbox(tmp_path).start()
+    url = sandbox.basemaps_url
+    with httpx.Client(auth=("k", "")) as idle:
+        assert idle.get(url, params={"_page_size": "1"}).status_code == 200  # the connection stays open
+        started = time.monotonic()
+        sandbox.close()
+        assert time.monotonic() - started < 2
+        with pytest.raises(httpx.TransportError):
+            idle.get(url)
+    foreground = Sandbox(tmp_path).bind()
+    thread = threading.Thread(target=foreground.serve_forever)
+    thread.start()
+    assert httpx.get(f"{foreground.url}/_sandbox/health").json()["status"] == "ok"
+    foreground.close()
+    thread.join(timeout=5)
+    assert not thread.is_alive()

@@ -448,6 +448,7 @@ class Sandbox:
         self._server: _Server | None = None
         self._app: _App | None = None
         self._thread: threading.Thread | None = None
+        self._foreground: threading.Thread | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
@@ -479,9 +480,11 @@ class Sandbox:
         """Serve in this thread until KeyboardInterrupt (or :meth:`close` from another thread)."""
         self.bind()
         assert self._server is not None
+        self._foreground = threading.current_thread()
         try:
             self._server.serve_forever(poll_interval=0.2)
         finally:
+            self._foreground = None
             self.close()
 
     def close(self) -> None:
@@ -492,6 +495,8 @@ class Sandbox:
             server.shutdown()
             self._thread.join(timeout=5)
             self._thread = None
+        elif self._foreground not in (None, threading.current_thread()):
+            server.shutdown()  # serve_forever() runs in another thread: stop it first
         server.close_connections()
         server.server_close()
         assert self._app is not None
