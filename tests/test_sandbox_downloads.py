@@ -264,3 +264,13 @@ def test_keep_alive_serves_several_requests_on_one_connection(sandbox: Sandbox, 
             while len(body) < SANDBOX_FILE_SIZE:
                 body += sock.recv(65536)
             assert body == delivered["data"]
+
+
+def test_a_cleaned_payload_folder_is_refilled_with_the_same_bytes(sandbox: Sandbox, client: httpx.Client,
+                                                                  delivered: dict) -> None:
+    payloads = sandbox.data_dir / "payloads"
+    removed = [p for p in payloads.iterdir() if p.suffix == ".tif"]
+    for path in removed:
+        path.unlink()
+    assert removed
+    assert client.get(delivered["url"]).content == delivered["data"]

@@ -146,7 +146,8 @@ def _item_files(item: str, bundle_name: str, bundle: Bundle, suffix: str,
                            "image/tiff", notes("ortho_udm2")))
     if bundle.xml_asset and bundle.xml_stem:
         files.append(_file(f"{ITEM_TYPE}/{item}_3B_{bundle.xml_stem}{suffix}.xml", item,
-                           {"kind": "xml", "name": f"{item}_{bundle.xml_asset}.xml", "item": item},
+                           {"kind": "xml", "name": f"{item}_{bundle.xml_asset}.xml", "item": item,
+                            "asset": bundle.xml_asset},
                            "text/xml", notes(bundle.xml_asset)))
     files.append(_file(f"{ITEM_TYPE}/{item}_metadata.json", item,
                        {"kind": "metadata", "name": f"{item}_metadata.json", "item": item},

@@ -127,11 +127,12 @@ class OrderBook:
                 return self.describe(record)
             due = self._advance(record)
             self._save()
-        if due:
+            future = self._start_generation(record) if due else None
+        if future is not None:
             # Wait for the files without holding the lock: other requests go on meanwhile.
             made: dict[str, Payload] | Exception | None
             try:
-                made = self._start_generation(record).result(timeout=_READY_WAIT)
+                made = future.result(timeout=_READY_WAIT)
             except FutureTimeout:
                 made = None
             except Exception as exc:
@@ -224,8 +225,8 @@ class OrderBook:
                 raise ApiError(410, "the download link has expired: GET the order again for fresh links")
             spec = dict(entry)
         target = self.data_dir / spec["file"]
-        if not target.exists() and spec.get("payload"):
-            self._make(spec["payload"])
+        if not target.exists() and spec.get("payload"):  # the payload folder was cleaned: make it again
+            target = self._make(spec["payload"]).path
         return target
 
     def expire_links(self) -> None:
@@ -250,7 +251,7 @@ class OrderBook:
         if kind == "tiff":
             return self.payloads.random_tiff(payload["name"], int(payload["size"]))
         if kind == "xml":
-            return self.payloads.content(payload["name"], metadata_xml(payload["item"], payload["name"]))
+            return self.payloads.content(payload["name"], metadata_xml(payload["item"], payload["asset"]))
         if kind == "metadata":
             return self.payloads.content(payload["name"],
                                          metadata_json(payload["item"], self.catalog.known(payload["item"])))

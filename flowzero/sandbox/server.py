@@ -122,6 +122,7 @@ class _Handler(BaseHTTPRequestHandler):
     timeout = 300  # an idle keep-alive connection is dropped after this many seconds
     server: _Server
     _status = 0
+    _sent = False
     _log_as: tuple[str, str] | None = None
 
     def do_GET(self) -> None:
@@ -140,7 +141,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._handle("DELETE")
 
     def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s %s", self.address_string(), format % args)
+        from flowzero.redact import redact  # request lines carry download tokens
+
+        log.debug("%s %s", self.address_string(), redact(format % args))
 
     # -- plumbing --------------------------------------------------------------------------------------------
 
@@ -151,6 +154,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self, method: str) -> None:
         self._status = 0
+        self._sent = False
         parts = urlsplit(self.path)
         path = parts.path
         params = dict(parse_qsl(parts.query, keep_blank_values=True))
@@ -170,17 +174,30 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             self._api(method, path, params, body)
         except ApiError as exc:
-            self._json(exc.status, exc.body(), exc.headers, head=method == "HEAD")
+            self._fail(exc, head=method == "HEAD")
         except (ConnectionError, TimeoutError):
             self.close_connection = True
         except Exception:
             log.exception("sandbox error on %s %s", method, path)
-            self._json(500, ApiError(500, "internal sandbox error").body())
+            self._fail(ApiError(500, "internal sandbox error"))
         finally:
             if self._log_as is not None:  # no answer was sent (the connection broke first)
                 self.app.requests.add(method, path, self._status)
 
+    def _fail(self, error: ApiError, head: bool = False) -> None:
+        if self._sent:  # too late for an error answer: the client sees a broken response instead
+            self.close_connection = True
+            return
+        self._json(error.status, error.body(), error.headers, head=head)
+
     def _read_body(self) -> bytes:
+        try:
+            return self._read_body_bytes()
+        except ValueError:
+            self.close_connection = True
+            raise bad_request("malformed Content-Length or chunked body") from None
+
+    def _read_body_bytes(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             chunks = []
             total = 0
@@ -204,6 +221,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _head(self, status: int, headers: list[tuple[str, str]]) -> bytes:
         self._status = status
+        self._sent = True
         if self._log_as is not None:
             self.app.requests.add(*self._log_as, status)
             self._log_as = None
