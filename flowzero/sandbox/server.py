@@ -370,7 +370,8 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.dumps(ApiError(416, "requested range not satisfiable").body()).encode()
             self.wfile.write(self._head(416, [("Content-Type", "application/json"),
                                               ("Content-Length", str(len(body))),
-                                              ("Content-Range", f"bytes */{size}")]) + body)
+                                              ("Content-Range", f"bytes */{size}")])
+                              + (b"" if method == "HEAD" else body))
             return
         first, last = wanted if wanted else (0, size - 1)
         length = max(0, last - first + 1)
