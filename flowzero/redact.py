@@ -11,8 +11,10 @@ _URL_SECRET = re.compile(
     r"((?:token|signature|x-amz-signature|x-amz-credential|x-amz-security-token|api_key|key|sig)=)[^&\s\"']+",
     re.IGNORECASE,
 )
-_AUTH_HEADER = re.compile(r"((?:authorization|x-api-key)['\"]?\s*[:=]\s*['\"]?)(?:(?:basic|api-key|bearer)\s+)?[^\s'\",}]+",
-                          re.IGNORECASE)
+_AUTH_HEADER = re.compile(
+    r"((?:authorization|x-api-key)['\"]?\s*[:=]\s*['\"]?)(?:(?:basic|api-key|bearer)\s+)?[^\s'\",}]+",
+    re.IGNORECASE,
+)
 _extra_secrets: set[str] = set()
 
 

@@ -124,7 +124,7 @@ def test_unknown_downloader_is_a_clear_error() -> None:
     from flowzero import plugins
     from flowzero.errors import PluginError
 
-    with pytest.raises(PluginError, match="no downloader named 'nope'.*available: .*threads"):
+    with pytest.raises(PluginError, match=r"no downloader named 'nope'.*available: .*threads"):
         plugins.get("downloaders", "nope")
 
 

@@ -50,7 +50,7 @@ def _fail(ctx: click.Context, message: str, hint: str | None, code: int, exc: Ba
 
 @click.group(cls=FlowzeroGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="flowzero")
-@click.option("--config", "config_path", metavar="PATH", help="Config file (default: $FLOWZERO_CONFIG or ./config.yaml).")
+@click.option("--config", "config_path", metavar="PATH", help="Config file (default: $FLOWZERO_CONFIG, ./config.yaml).")
 @click.option("--api-key", envvar=None, metavar="KEY", help="Planet API key (default: $PL_API_KEY).")
 @click.option("--database-path", metavar="PATH", help="SQLite order database (overrides database_path).")
 @click.option("--debug", is_flag=True, help="Verbose logs and tracebacks (secrets stay redacted).")

@@ -16,8 +16,9 @@ Destinations are either local paths or ``s3://bucket/key`` URLs.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Callable, ClassVar, Optional, Protocol, Sequence
+from typing import Callable, ClassVar, Optional, Protocol
 
 from flowzero.models import TransferJob, TransferResult
 
