@@ -184,7 +184,8 @@ def scenes_for_day(aoi: BaseGeometry, day: date) -> list[tuple[str, dict[str, An
     if maxy - miny < 0.005:
         miny, maxy = miny - 0.0025, maxy + 0.0025
     bounds = (minx, miny, maxx, maxy)
-    rng = _rng("day", *(f"{v:.5f}" for v in bounds), day.isoformat())
+    # Seeded by the bbox rounded to ~100 m, so the same AOI read from a shapefile or its GeoJSON sees one catalog.
+    rng = _rng("day", *(f"{v:.3f}" for v in bounds), day.isoformat())
     count = rng.choices(_SCENES_PER_DAY, _SCENES_WEIGHTS)[0]
     # Sun-synchronous morning pass: about 10:30 local solar time, expressed in UTC, kept within the day.
     local_noonish = (10.5 - ((minx + maxx) / 2) / 15.0) % 24
