@@ -48,7 +48,7 @@ def test_schema_has_the_seed_columns_and_indexes(store: SqliteOrderStore) -> Non
     assert columns == ["order_id", "aoi_name", "order_type", "batch_id", "start_date", "end_date", "status",
                        "num_bands", "product_bundle", "clipped", "aoi_area_sqkm", "scenes_selected",
                        "scenes_found", "quota_hectares", "batch_order", "mosaic_name", "order_name",
-                       "metadata", "created_at", "updated_at"]
+                       "metadata", "created_at", "updated_at", "claimed_by", "claim_expires_at"]
     indexed = {tuple(r[2] for r in conn.execute(f"PRAGMA index_info('{name}')"))
                for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' "
                                            "AND tbl_name = 'orders' AND name LIKE 'idx_%'")}

@@ -6,11 +6,13 @@ Backends are plugins (``register_storage_backends``); ``storage.backend`` picks 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Optional, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from flowzero.config import Config
     from flowzero.models import Order
+    from flowzero.storage.copying import CopyCounts
 
 # Orders in these states count as "already ordered" when deciding whether to order again; "unknown" is what an
 # imported record without a (recognisable) status gets, so old history blocks re-ordering too.
@@ -25,9 +27,12 @@ class OrderStore(Protocol):
     """What a storage backend provides: built as ``cls(config)``; ``storage.backend`` selects its ``name``.
 
     Every method is safe to call from several processes on the same store; writes are never lost.
+    ``tests/test_storage_contract.py`` is the executable form of this contract: a new backend passes it.
+    A backend may declare ``url_schemes`` (e.g. ``("postgresql",)``) so ``flowzero db copy --to URL`` finds it.
     """
 
     name: ClassVar[str]
+    location: str  # where the data lives, as it may be shown (a path, or a URL with its password masked)
 
     def save_order(self, order: Order) -> None:
         """Insert or replace the order (upsert by ``order_id``); ``created_at`` of an existing row is kept."""
@@ -81,6 +86,34 @@ class OrderStore(Protocol):
     def resolve_intent(self, order_name: str, order_id: Optional[str]) -> bool:
         """Mark an intent done with the order Planet created (or None if none was); False if unknown."""
 
+    def list_intents(self) -> list[dict[str, Any]]:
+        """Every intent, resolved or not, oldest first: ``{"order_name", "details", "created_at", "order_id",
+        "resolved_at"}`` (the last two None while pending)."""
+
+    def claim(self, order_id: str, worker: str, lease_seconds: float) -> bool:
+        """Take the order for ``worker`` until ``lease_seconds`` from now, atomically.
+
+        True if it was free, its lease had expired, or ``worker`` already held it (the lease is then renewed:
+        a long delivery keeps its claim by claiming again). False if another worker's lease is running, or no
+        such order is recorded. Of several workers claiming a free order at once, exactly one gets True.
+        Claims never change the order's other columns or ``updated_at``.
+        """
+
+    def release(self, order_id: str, worker: str) -> bool:
+        """Give the order up; only its holder can (False if ``worker`` did not hold it)."""
+
+    def get_claim(self, order_id: str) -> Optional[dict[str, Any]]:
+        """``{"worker", "expires_at"}`` while a lease on the order runs, else None."""
+
+    def import_records(self, orders: Sequence[Order],
+                       intents: Sequence[Mapping[str, Any]]) -> dict[str, CopyCounts]:
+        """Copy orders and intents in (``flowzero db copy``), in one transaction, timestamps as given.
+
+        Absent ones are added; present ones are replaced only if the given one is newer (``updated_at``;
+        for intents the later of ``resolved_at``/``created_at``); so a rerun adds nothing.
+        Returns ``{"orders": CopyCounts, "intents": CopyCounts}``.
+        """
+
     def close(self) -> None:
         """Release the connection."""
 
@@ -102,4 +135,31 @@ def open_store(config: Config) -> OrderStore:
     return cls(config)  # type: ignore[no-any-return]
 
 
-__all__ = ["NOT_REORDERABLE_STATES", "PENDING_STATES", "REORDERABLE_STATES", "OrderStore", "open_store"]
+def open_store_url(target: str, config: Config) -> OrderStore:
+    """The store a URL names: ``postgresql://...`` (whichever backend declares that scheme in
+    ``url_schemes``), else ``sqlite:///path`` or a plain path to a SQLite file."""
+    import dataclasses
+    from urllib.parse import unquote, urlsplit
+
+    from flowzero import plugins
+    from flowzero.config import StorageConfig, mask_url_password
+    from flowzero.errors import UsageError
+
+    scheme = urlsplit(target).scheme.lower() if "://" in target else ""
+    if scheme in ("", "sqlite", "file"):
+        from flowzero.storage.sqlite import SqliteOrderStore
+
+        path = unquote(urlsplit(target).path) if scheme else target
+        if not path:
+            raise UsageError(f"no database file in '{target}'", hint="give a path, or sqlite:///path/to/file.db")
+        return SqliteOrderStore(path)
+    for cls in plugins.storage_backends().values():
+        if scheme in getattr(cls, "url_schemes", ()):
+            chosen = dataclasses.replace(config, storage=StorageConfig(backend=cls.name, url=target))
+            return cls(chosen)  # type: ignore[no-any-return]
+    raise UsageError(f"no installed storage backend handles '{scheme}://' URLs ({mask_url_password(target)})",
+                     hint="for PostgreSQL: pip install flowzero-postgres (plugins/flowzero-postgres)")
+
+
+__all__ = ["NOT_REORDERABLE_STATES", "PENDING_STATES", "REORDERABLE_STATES", "OrderStore", "open_store",
+           "open_store_url"]

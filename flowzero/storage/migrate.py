@@ -44,11 +44,14 @@ class Migration:
         return f"{self.version:04d}_{self.name}"
 
 
-def bundled_migrations() -> list[Migration]:
-    """The migrations shipped with this flowzero, oldest first (numbered 1, 2, 3... without gaps)."""
+def bundled_migrations(package: str = "flowzero.storage") -> list[Migration]:
+    """The migrations shipped in ``<package>/migrations``, oldest first (numbered 1, 2, 3... without gaps).
+
+    Other SQL backends (the postgres plugin) ship their own folder and read it with the same rules.
+    """
     from importlib.resources import files
 
-    folder = files("flowzero.storage").joinpath("migrations")
+    folder = files(package).joinpath("migrations")
     found = []
     for entry in folder.iterdir():
         match = _FILE_NAME.match(entry.name)
@@ -57,7 +60,7 @@ def bundled_migrations() -> list[Migration]:
     found.sort()
     versions = [m.version for m in found]
     if versions != list(range(1, len(found) + 1)):
-        raise StorageError(f"flowzero's bundled migrations are not numbered 1..N without gaps: {versions}",
+        raise StorageError(f"the migrations bundled in {package} are not numbered 1..N without gaps: {versions}",
                            hint="reinstall flowzero")
     return found
 
@@ -70,7 +73,7 @@ def _recorded_versions(conn: apsw.Connection) -> set[int]:
     return {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
 
 
-def _refuse_newer(recorded: set[int], known: int, where: str) -> None:
+def refuse_newer(recorded: set[int], known: int, where: str) -> None:
     newest = max(recorded, default=0)
     if newest > known:
         raise StorageError(
@@ -87,14 +90,14 @@ def migrate(conn: apsw.Connection, where: str, migrations: Sequence[Migration] |
     steps = sorted(bundled_migrations() if migrations is None else migrations)
     known = steps[-1].version if steps else 0
     recorded = _recorded_versions(conn)
-    _refuse_newer(recorded, known, where)
+    refuse_newer(recorded, known, where)
     if all(step.version in recorded for step in steps):
         return max(recorded, default=0)
     conn.execute("BEGIN IMMEDIATE")
     try:
         conn.execute(_CREATE_TABLE)
         recorded = _recorded_versions(conn)  # another process may have migrated while we waited for the lock
-        _refuse_newer(recorded, known, where)
+        refuse_newer(recorded, known, where)
         for step in steps:
             if step.version in recorded:
                 continue

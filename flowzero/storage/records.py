@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -50,8 +50,12 @@ def load_json(text: str | None) -> dict[str, Any]:
     return value if isinstance(value, dict) else {"_value": value}
 
 
-def order_to_row(order: Order, now: str) -> tuple[Any, ...]:
-    """Column values in :data:`ORDER_COLUMNS` order; timestamps default to ``now``."""
+def order_to_row(order: Order, now: str, keep_timestamps: bool = False) -> tuple[Any, ...]:
+    """Column values in :data:`ORDER_COLUMNS` order; timestamps default to ``now``.
+
+    ``updated_at`` becomes ``now`` (this is a write), unless ``keep_timestamps``: a copy between stores keeps
+    the history as it was.
+    """
     if not isinstance(order.order_id, str) or not order.order_id.strip():
         raise StorageError("cannot save an order without an order_id")
     if not isinstance(order.aoi_name, str) or not order.aoi_name.strip():
@@ -66,7 +70,7 @@ def order_to_row(order: Order, now: str) -> tuple[Any, ...]:
         elif name == "created_at":
             value = value or now
         elif name == "updated_at":
-            value = now
+            value = (value or now) if keep_timestamps else now
         values.append(value)
     return tuple(values)
 
@@ -83,3 +87,17 @@ def row_to_order(row: Sequence[Any]) -> Order:
 def order_to_dict(order: Order) -> dict[str, Any]:
     """A plain dict for JSON output."""
     return dataclasses.asdict(order)
+
+
+def intent_row(intent: Mapping[str, Any], now: str) -> tuple[Any, ...]:
+    """An intent as stored: (order_name, details JSON, created_at, order_id, resolved_at)."""
+    return (str(intent["order_name"]), dump_json(dict(intent.get("details") or {})),
+            intent.get("created_at") or now, intent.get("order_id"), intent.get("resolved_at"))
+
+
+def check_claim_args(worker: str, lease_seconds: float) -> None:
+    """A claim needs a worker id and a positive lease, whatever the backend."""
+    if not isinstance(worker, str) or not worker.strip():
+        raise ValueError("a claim needs a non-empty worker id")
+    if not lease_seconds > 0:
+        raise ValueError(f"lease_seconds must be positive, got {lease_seconds!r}")

@@ -12,21 +12,33 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 from flowzero import hookimpl
 from flowzero.errors import StorageError
 from flowzero.storage import NOT_REORDERABLE_STATES
-from flowzero.storage.records import ORDER_COLUMNS, dump_json, load_json, order_to_row, row_to_order, utc_now
+from flowzero.storage.records import (
+    ORDER_COLUMNS,
+    check_claim_args,
+    dump_json,
+    format_timestamp,
+    intent_row,
+    load_json,
+    order_to_row,
+    row_to_order,
+    utc_now,
+)
 
 if TYPE_CHECKING:
     import apsw
 
     from flowzero.config import Config
     from flowzero.models import Order
+    from flowzero.storage.copying import CopyCounts
 
 BUSY_TIMEOUT_SECONDS = 30.0
 
@@ -37,6 +49,11 @@ _UPSERT = (
     + ", ".join(f"{c} = excluded.{c}" for c in ORDER_COLUMNS if c not in ("order_id", "created_at"))
 )
 _CHRONOLOGICAL = " ORDER BY created_at, order_id"
+_UPSERT_INTENT = (
+    "INSERT INTO order_intents (order_name, details, created_at, order_id, resolved_at) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT(order_name) DO UPDATE SET details = excluded.details, created_at = excluded.created_at, "
+    "order_id = excluded.order_id, resolved_at = excluded.resolved_at"
+)
 
 
 def _prepare_files(path: Path) -> None:
@@ -81,6 +98,7 @@ class SqliteOrderStore:
 
     name = "sqlite"
     description = "SQLite file at database_path (WAL; safe for several processes)"
+    url_schemes = ("sqlite", "file")
 
     def __init__(self, config: Union[Config, str, os.PathLike[str]]) -> None:
         if isinstance(config, (str, os.PathLike)):
@@ -88,6 +106,7 @@ class SqliteOrderStore:
             self.path = Path(raw) if raw == ":memory:" else Path(os.path.expanduser(raw))
         else:
             self.path = config.database_file
+        self.location = str(self.path)
         self._lock = threading.RLock()
         self._conn = self._connect()
         try:
@@ -318,6 +337,58 @@ class SqliteOrderStore:
             conn.execute("UPDATE order_intents SET order_id = ?, resolved_at = ? WHERE order_name = ?",
                          (order_id, utc_now(), order_name))
             return conn.changes() > 0
+
+    def list_intents(self) -> list[dict[str, Any]]:
+        rows = self._query("SELECT order_name, details, created_at, order_id, resolved_at FROM order_intents "
+                           "ORDER BY created_at, order_name")
+        return [{"order_name": name, "details": load_json(details), "created_at": created,
+                 "order_id": order_id, "resolved_at": resolved}
+                for name, details, created, order_id, resolved in rows]
+
+    # -- claims (work sharing) -------------------------------------------------------------------------------
+    # One UPDATE inside BEGIN IMMEDIATE: the test "free, expired or ours" and the write happen under the
+    # database's write lock, so of several processes claiming the same order exactly one gets it.
+
+    def claim(self, order_id: str, worker: str, lease_seconds: float) -> bool:
+        check_claim_args(worker, lease_seconds)
+        now = datetime.now(timezone.utc)
+        expires = format_timestamp(now + timedelta(seconds=lease_seconds))
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE orders SET claimed_by = ?, claim_expires_at = ? WHERE order_id = ? AND "
+                "(claimed_by IS NULL OR claimed_by = ? OR claim_expires_at IS NULL OR claim_expires_at <= ?)",
+                (worker, expires, order_id, worker, format_timestamp(now)))
+            return conn.changes() > 0
+
+    def release(self, order_id: str, worker: str) -> bool:
+        with self._write() as conn:
+            conn.execute("UPDATE orders SET claimed_by = NULL, claim_expires_at = NULL "
+                         "WHERE order_id = ? AND claimed_by = ?", (order_id, worker))
+            return conn.changes() > 0
+
+    def get_claim(self, order_id: str) -> Optional[dict[str, Any]]:
+        rows = self._query("SELECT claimed_by, claim_expires_at FROM orders WHERE order_id = ? "
+                           "AND claimed_by IS NOT NULL AND claim_expires_at > ?", (order_id, utc_now()))
+        return {"worker": rows[0][0], "expires_at": rows[0][1]} if rows else None
+
+    # -- copying between stores ------------------------------------------------------------------------------
+
+    def import_records(self, orders: Sequence[Order],
+                       intents: Sequence[Mapping[str, Any]]) -> dict[str, CopyCounts]:
+        from flowzero.storage.copying import intent_stamp, plan_intents, plan_orders
+
+        now = utc_now()
+        with self._write() as conn:
+            existing = {row[0]: row[1] for row in conn.execute("SELECT order_id, updated_at FROM orders")}
+            order_writes, order_counts = plan_orders(orders, existing)
+            for order in order_writes:
+                conn.execute(_UPSERT, order_to_row(order, now, keep_timestamps=True))
+            stamps = {row[0]: intent_stamp({"created_at": row[1], "resolved_at": row[2]}) for row in
+                      conn.execute("SELECT order_name, created_at, resolved_at FROM order_intents")}
+            intent_writes, intent_counts = plan_intents(intents, stamps)
+            for intent in intent_writes:
+                conn.execute(_UPSERT_INTENT, intent_row(intent, now))
+        return {"orders": order_counts, "intents": intent_counts}
 
 
 @hookimpl
