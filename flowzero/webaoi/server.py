@@ -1,0 +1,239 @@
+"""The local web server of `generate-aoi`: the map page, its static files and a small JSON API.
+
+Only 127.0.0.1 is served. Requests must name this server in their Host header (no DNS rebinding) and a save
+must be sent as ``application/json`` (a page of another site cannot post one without a CORS preflight, which
+is never granted), so nothing but the page itself can write into the folder.
+
+    GET  /               the page
+    GET  /static/...     its script, styles and the vendored Leaflet
+    GET  /api/config     tile URL and folder, for the page
+    GET  /api/aois       the AOIs in the folder
+    POST /api/aois       {"name", "geometry", "overwrite"} -> 201 saved, 400 invalid, 409 exists
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import mimetypes
+import threading
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from flowzero.errors import AOIError, FlowzeroError
+from flowzero.webaoi.folder import AoiExistsError, AoiFolder
+
+log = logging.getLogger("flowzero.webaoi")
+
+HOST = "127.0.0.1"
+STATIC_DIR = Path(__file__).parent / "static"
+DEFAULT_TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+TILES_ATTRIBUTION = "&copy; OpenStreetMap contributors"
+MAX_BODY = 16 * 1024 * 1024
+_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+          ".css": "text/css; charset=utf-8", ".png": "image/png", ".svg": "image/svg+xml"}
+_CSP = ("default-src 'self'; img-src * data: blob:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
+        "connect-src 'self'; frame-ancestors 'none'; form-action 'none'")
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = False
+
+    def __init__(self, port: int, folder: AoiFolder, tiles: str) -> None:
+        super().__init__((HOST, port), _Handler)
+        self.folder = folder
+        self.tiles = tiles
+        self.save_lock = threading.Lock()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+    server_version = "flowzero-generate-aoi"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s %s", self.address_string(), format % args)
+
+    # -- routing ---------------------------------------------------------------------------------------------
+
+    def do_GET(self) -> None:
+        if not self._host_ok():
+            return
+        path = urlsplit(self.path).path
+        if path in ("/", "/index.html"):
+            self._static("index.html")
+        elif path.startswith("/static/"):
+            self._static(path[len("/static/"):])
+        elif path == "/api/config":
+            self._json(200, {"tiles": self.server.tiles, "attribution": TILES_ATTRIBUTION if self.server.tiles
+                             else "", "folder": str(self.server.folder.path.resolve())})
+        elif path == "/api/aois":
+            self._json(200, {"folder": str(self.server.folder.path.resolve()),
+                             "aois": [a.to_dict() for a in self.server.folder.list()]})
+        elif path == "/favicon.ico":
+            self._send(204, b"", "image/x-icon")
+        else:
+            self._error(404, f"no such page: {path}")
+
+    def do_POST(self) -> None:
+        if not self._host_ok():
+            return
+        path = urlsplit(self.path).path
+        if path != "/api/aois":
+            self._error(404, f"no such endpoint: POST {path}")
+            return
+        body = self._json_body()
+        if body is None:
+            return
+        try:
+            with self.server.save_lock:
+                saved = self.server.folder.save(body.get("name"), body.get("geometry"),
+                                                overwrite=body.get("overwrite") is True)
+        except AoiExistsError as exc:
+            self._json(409, {"error": exc.message, "hint": exc.hint, "exists": True})
+            return
+        except AOIError as exc:
+            self._json(400, {"error": exc.message, "hint": exc.hint})
+            return
+        except FlowzeroError as exc:
+            self._json(500, {"error": exc.message, "hint": exc.hint})
+            return
+        log.info("saved %s (%.4f km²)", saved.file, saved.area_sqkm or 0.0)
+        self._json(201, {"saved": saved.to_dict()})
+
+    # -- checks ----------------------------------------------------------------------------------------------
+
+    def _host_ok(self) -> bool:
+        port = self.server.server_address[1]
+        allowed = {f"{HOST}:{port}", f"localhost:{port}"}
+        if (self.headers.get("Host") or "").lower() not in allowed:
+            self._error(403, "this server only answers pages it served itself (unexpected Host header)")
+            return False
+        return True
+
+    def _json_body(self) -> dict[str, Any] | None:
+        kind = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if kind != "application/json":
+            self._error(415, "send the AOI as application/json")
+            return None
+        try:
+            length = int(self.headers.get("Content-Length") or "0")
+        except ValueError:
+            length = -1
+        if length < 0 or length > MAX_BODY:
+            self._error(413, f"the request body must be between 0 and {MAX_BODY} bytes")
+            return None
+        raw = self.rfile.read(length)
+        try:
+            body = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            self._error(400, "the request body is not valid JSON")
+            return None
+        if not isinstance(body, dict):
+            self._error(400, 'expected a JSON object {"name", "geometry", "overwrite"}')
+            return None
+        return body
+
+    # -- answers ---------------------------------------------------------------------------------------------
+
+    def _static(self, relative: str) -> None:
+        root = STATIC_DIR.resolve()
+        target = (root / relative).resolve()
+        if root not in target.parents or not target.is_file():
+            self._error(404, f"no such file: {relative}")
+            return
+        kind = _TYPES.get(target.suffix.lower()) or mimetypes.guess_type(target.name)[0]
+        if kind is None:
+            self._error(404, f"no such file: {relative}")
+            return
+        self._send(200, target.read_bytes(), kind)
+
+    def _error(self, status: int, message: str) -> None:
+        if self.command == "POST":  # the body may be unread: do not parse it as the next request
+            self.close_connection = True
+        self._json(status, {"error": message})
+
+    def _json(self, status: int, data: Any) -> None:
+        self._send(status, json.dumps(data).encode("utf-8"), "application/json")
+
+    def _send(self, status: int, body: bytes, kind: str) -> None:
+        self.send_response(status, HTTPStatus(status).phrase)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        if kind.startswith("text/html"):
+            self.send_header("Content-Security-Policy", _CSP)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+
+class AoiEditor:
+    """The `generate-aoi` server for one folder on 127.0.0.1 (``port=0``: any free port).
+
+    ``with AoiEditor(folder) as editor:`` serves in a daemon thread (tests); ``serve_forever()`` in the
+    foreground until KeyboardInterrupt (the CLI).
+    """
+
+    def __init__(self, folder: Path | str, port: int = 0, tiles: str = DEFAULT_TILES) -> None:
+        if not 0 <= port <= 65535:
+            raise ValueError(f"port {port} is not between 0 and 65535")
+        self.folder = AoiFolder(folder)
+        self.tiles = tiles
+        self._port = port
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def bind(self) -> AoiEditor:
+        """Open the socket (OSError if the port is taken); nothing is served yet."""
+        if self._server is None:
+            self._server = _Server(self._port, self.folder, self.tiles)
+        return self
+
+    def start(self) -> AoiEditor:
+        self.bind()
+        if self._thread is None:
+            assert self._server is not None
+            self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
+                                            name="flowzero-generate-aoi", daemon=True)
+            self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        self.bind()
+        assert self._server is not None
+        try:
+            self._server.serve_forever(poll_interval=0.2)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        server, self._server = self._server, None
+        if server is None:
+            return
+        if self._thread is not None:
+            server.shutdown()
+            self._thread.join(timeout=5)
+            self._thread = None
+        server.server_close()
+
+    def __enter__(self) -> AoiEditor:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("the AOI editor is not running")
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}/"
