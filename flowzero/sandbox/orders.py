@@ -25,6 +25,7 @@ from urllib.parse import quote, urlencode
 from flowzero.sandbox.api import ApiError, bad_request, now_utc, rfc3339_ms
 from flowzero.sandbox.basemaps import Basemaps
 from flowzero.sandbox.catalog import Catalog
+from flowzero.sandbox.cloud import CloudDelivery, CloudDeliveryError
 from flowzero.sandbox.deliverables import metadata_json, metadata_xml, plan_order
 from flowzero.sandbox.faults import Faults
 from flowzero.sandbox.payloads import Payload, PayloadStore
@@ -59,7 +60,7 @@ class OrderBook:
 
     def __init__(self, data_dir: Path, orders_url: str, download_url: str, payloads: PayloadStore,
                  catalog: Catalog, basemaps: Basemaps, faults: Faults, file_size: int,
-                 link_ttl: float = 3600.0) -> None:
+                 link_ttl: float = 3600.0, cloud: CloudDelivery | None = None) -> None:
         self.data_dir = data_dir
         self.orders_url = orders_url
         self.download_url = download_url
@@ -69,6 +70,7 @@ class OrderBook:
         self.faults = faults
         self.file_size = file_size
         self.link_ttl = link_ttl
+        self.cloud = cloud
         self._lock = threading.RLock()
         self._orders: dict[str, OrderRecord] = {}
         self._seq = 0
@@ -106,6 +108,10 @@ class OrderBook:
 
     def create(self, body: Any) -> dict[str, Any]:
         source_type, files = plan_order(body, self.file_size, self.basemaps)
+        if self.cloud is not None:  # a bad delivery block or a bucket Planet cannot write to: 400
+            spec = self.cloud.spec(body.get("delivery"))
+            if spec is not None:
+                self.cloud.verify(spec)
         stamp = rfc3339_ms(now_utc())
         with self._lock:
             self._seq += 1
@@ -262,10 +268,22 @@ class OrderBook:
     def _generate(self, files: list[dict[str, Any]]) -> dict[str, Payload]:
         return {f["path"]: self._make(f["payload"]) for f in files}
 
+    def _prepare(self, record: OrderRecord) -> dict[str, Payload]:
+        """The order's files; for a cloud order that will succeed, also written into its bucket."""
+        made = self._generate(record.files)
+        if self.cloud is not None and record.outcome in ("success", "partial"):
+            spec = self.cloud.spec(record.request.get("delivery"))
+            if spec is not None:
+                delivered = record.files if record.outcome == "success" else _partial(record.files)[0]
+                self.cloud.deliver(spec, record.id,
+                                   [(f["path"], made[f["path"]].path, f["media_type"]) for f in delivered],
+                                   _manifest(delivered, made))
+        return made
+
     def _start_generation(self, record: OrderRecord) -> Future[dict[str, Payload]]:
         future = self._ready.get(record.id)
         if future is None:
-            future = self._executor.submit(self._generate, record.files)
+            future = self._executor.submit(self._prepare, record)
             self._ready[record.id] = future
         return future
 
@@ -296,8 +314,9 @@ class OrderBook:
                          [f"Unable to process {g}: simulated processing failure" for g in groups[:10]])
             return
         if isinstance(made, Exception):
-            self._finish(record, "failed", "Order failed",
-                         [f"the sandbox could not create the files: {made}"])
+            hint = str(made) if isinstance(made, (CloudDeliveryError, ApiError)) else \
+                f"the sandbox could not create the files: {made}"
+            self._finish(record, "failed", "Order failed", [hint])
             return
         if record.outcome == "partial":
             delivered, hints = _partial(record.files)
@@ -314,19 +333,8 @@ class OrderBook:
         record.last_modified = rfc3339_ms(now_utc())
 
     def _deliver(self, record: OrderRecord, files: list[dict[str, Any]], made: dict[str, Payload]) -> None:
-        manifest_files = []
-        results = []
-        for spec in files:
-            payload = made[spec["path"]]
-            manifest_files.append({
-                "annotations": spec["annotations"],
-                "digests": {"md5": payload.md5, "sha256": payload.sha256},
-                "media_type": spec["media_type"],
-                "path": spec["path"],
-                "size": payload.size,
-            })
-            results.append(self._link(spec["path"], payload.path, spec["payload"]))
-        manifest = (json.dumps({"name": "", "files": manifest_files}, indent=2) + "\n").encode()
+        results = [self._link(spec["path"], made[spec["path"]].path, spec["payload"]) for spec in files]
+        manifest = _manifest(files, made)
         payload = self.payloads.content(f"manifest_{record.id}.json", manifest)
         regenerate = {"kind": "bytes", "name": f"manifest_{record.id}.json", "data": manifest.decode()}
         results.append(self._link("manifest.json", payload.path, regenerate))
@@ -343,6 +351,18 @@ class OrderBook:
             entry["token"] = secrets.token_urlsafe(24)
             entry["expires"] = now + self.link_ttl
         return bool(stale)
+
+
+def _manifest(files: list[dict[str, Any]], made: dict[str, Payload]) -> bytes:
+    """manifest.json of the delivered ``files``: true sizes and digests."""
+    entries = [{
+        "annotations": spec["annotations"],
+        "digests": {"md5": made[spec["path"]].md5, "sha256": made[spec["path"]].sha256},
+        "media_type": spec["media_type"],
+        "path": spec["path"],
+        "size": made[spec["path"]].size,
+    } for spec in files]
+    return (json.dumps({"name": "", "files": entries}, indent=2) + "\n").encode()
 
 
 def _partial(files: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:

@@ -38,9 +38,11 @@ class _App:
     """The state behind one server: catalog, searches, orders, basemaps, faults and the request log."""
 
     def __init__(self, data_dir: Path, url: str, file_size: int, polls_per_state: int,
-                 link_ttl: float) -> None:
+                 link_ttl: float, amazon_s3_endpoint: str | None = None) -> None:
         from flowzero.sandbox.basemaps import Basemaps
         from flowzero.sandbox.catalog import Catalog
+        from flowzero.sandbox.cloud import CloudDelivery
+        from flowzero.sandbox.destinations import Destinations
         from flowzero.sandbox.orders import OrderBook
         from flowzero.sandbox.payloads import PayloadStore
         from flowzero.sandbox.searches import Searches
@@ -52,8 +54,11 @@ class _App:
         self.searches = Searches(self.catalog, f"{url}/data/v1")
         self.basemaps = Basemaps(f"{url}/basemaps/v1/mosaics")
         self.payloads = PayloadStore(data_dir / "payloads")
+        cloud = CloudDelivery(amazon_s3_endpoint)
+        self.destinations = Destinations(data_dir, f"{url}/destinations/v1", cloud.verify_parameters)
+        cloud.destinations = self.destinations
         self.orders = OrderBook(data_dir, f"{url}/compute/ops/orders/v2", f"{url}/download", self.payloads,
-                                self.catalog, self.basemaps, self.faults, file_size, link_ttl)
+                                self.catalog, self.basemaps, self.faults, file_size, link_ttl, cloud)
 
     def set_faults(self, switches: dict[str, Any]) -> dict[str, Any]:
         state = self.faults.apply(switches)
@@ -112,6 +117,8 @@ _API_ROUTES: list[tuple[re.Pattern[str], dict[str, str]]] = [
     (re.compile(r"^/basemaps/v1/mosaics/([^/]+)/quads/([^/]+)/?$"), {"GET": "get_quad"}),
     (re.compile(r"^/basemaps/v1/mosaics/([^/]+)/quads/([^/]+)/full/?$"),
      {"GET": "quad_file", "HEAD": "quad_file"}),
+    (re.compile(r"^/destinations/v1/?$"), {"POST": "create_destination", "GET": "list_destinations"}),
+    (re.compile(r"^/destinations/v1/([^/]+)/?$"), {"GET": "get_destination"}),
 ]
 
 
@@ -344,6 +351,15 @@ class _Handler(BaseHTTPRequestHandler):
         payload = self.app.payloads.random_tiff(f"{mosaic.name}_{qid}", self.app.orders.file_size)
         self._send_file(method, payload.path, f"{qid}.tif")
 
+    def _r_create_destination(self, method: str, params: dict[str, str], body: bytes) -> None:
+        self._json(201, self.app.destinations.create(self._json_body(body)))
+
+    def _r_list_destinations(self, method: str, params: dict[str, str], body: bytes) -> None:
+        self._json(200, self.app.destinations.list())
+
+    def _r_get_destination(self, method: str, params: dict[str, str], body: bytes, ident: str) -> None:
+        self._json(200, self.app.destinations.get(ident))
+
     # -- downloads -------------------------------------------------------------------------------------------
 
     def _download(self, method: str, path: str, params: dict[str, str]) -> None:
@@ -454,7 +470,8 @@ class Sandbox:
     """
 
     def __init__(self, data_dir: Path | str, port: int = 0, file_size: int = 256 * 1024,
-                 polls_per_state: int = 1, link_ttl: float = 3600.0) -> None:
+                 polls_per_state: int = 1, link_ttl: float = 3600.0,
+                 amazon_s3_endpoint: str | None = None) -> None:
         if file_size < 8:
             raise ValueError("file_size must be at least 8 bytes (a TIFF header)")
         if not 0 <= port <= 65535:
@@ -464,6 +481,7 @@ class Sandbox:
         self._port = port
         self._polls_per_state = polls_per_state
         self._link_ttl = link_ttl
+        self._amazon_s3_endpoint = amazon_s3_endpoint  # stands in for Amazon S3 in amazon_s3 deliveries
         self._server: _Server | None = None
         self._app: _App | None = None
         self._thread: threading.Thread | None = None
@@ -478,7 +496,8 @@ class Sandbox:
             server = _Server(self._port)
             try:
                 url = f"http://{HOST}:{server.server_address[1]}"
-                server.app = _App(self.data_dir, url, self.file_size, self._polls_per_state, self._link_ttl)
+                server.app = _App(self.data_dir, url, self.file_size, self._polls_per_state, self._link_ttl,
+                                  self._amazon_s3_endpoint)
             except BaseException:
                 server.server_close()
                 raise
@@ -550,6 +569,10 @@ class Sandbox:
     @property
     def basemaps_url(self) -> str:
         return f"{self.url}/basemaps/v1/mosaics"
+
+    @property
+    def destinations_url(self) -> str:
+        return f"{self.url}/destinations/v1"
 
     # -- switches --------------------------------------------------------------------------------------------
 
