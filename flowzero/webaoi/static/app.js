@@ -35,7 +35,8 @@
 
   // -- map -------------------------------------------------------------------------------------------------
 
-  var map = L.map("map", {worldCopyJump: false});
+  var map = L.map("map", {worldCopyJump: false, zoomControl: false});
+  L.control.zoom({position: "topright"}).addTo(map);
   L.control.scale({imperial: false}).addTo(map);
   var drawing = L.layerGroup().addTo(map);
   var savedLayer = L.featureGroup().addTo(map);
@@ -92,17 +93,18 @@
     var decimals = step < 1 ? String(step).split(".")[1].length : 0;
     for (var lon = Math.ceil(west / step) * step; lon <= east; lon += step) {
       gridLayer.addLayer(L.polyline([[south, lon], [north, lon]], style));
-      gridLayer.addLayer(label([north, lon], lon.toFixed(decimals) + "°", [2, -2]));
+      gridLayer.addLayer(label([north, lon], lon.toFixed(decimals) + "°", [-3, -3]));
     }
     for (var lat = Math.ceil(south / step) * step; lat <= north; lat += step) {
       gridLayer.addLayer(L.polyline([[lat, west], [lat, east]], style));
-      gridLayer.addLayer(label([lat, west], lat.toFixed(decimals) + "°", [-4, 2]));
+      gridLayer.addLayer(label([lat, west], lat.toFixed(decimals) + "°", [-4, 15]));
     }
   }
 
-  function label(latlng, text, anchor) {
+  /** A grid label whose top-left corner sits ``offset`` pixels left of and above ``latlng``. */
+  function label(latlng, text, offset) {
     return L.marker(latlng, {interactive: false, keyboard: false, icon: L.divIcon({
-      className: "grid-label", html: text, iconSize: null, iconAnchor: [anchor[0] * -1, anchor[1] * -1]})});
+      className: "grid-label", html: text, iconSize: null, iconAnchor: offset})});
   }
 
   // -- drawing ---------------------------------------------------------------------------------------------
@@ -199,7 +201,8 @@
 
   map.on("click", function (e) {
     if (state.mode === "polygon") {
-      if (nearFirst(e.latlng)) { finish(); return; }
+      // The second click of a double-click closes the polygon (its first click added the last corner).
+      if (nearFirst(e.latlng) || (e.originalEvent && e.originalEvent.detail >= 2)) { finish(); return; }
       state.points.push(e.latlng);
       render();
     } else if (state.mode === "rectangle") {
@@ -215,8 +218,8 @@
   });
 
   map.on("dblclick", function () {
+    // Normally the polygon is closed already by the second click; this covers browsers sending no click detail.
     if (state.mode !== "polygon") { return; }
-    // The two clicks of a double-click each added a corner at the same place: keep one.
     var n = state.points.length;
     if (n >= 2 && map.latLngToContainerPoint(state.points[n - 1])
       .distanceTo(map.latLngToContainerPoint(state.points[n - 2])) < 4) {
