@@ -62,6 +62,9 @@ aoi_options = _options(
 order_options = _options(
     click.option("--dry-run", is_flag=True, help="Show what would be ordered; order and record nothing."),
     click.option("--force", is_flag=True, help="Order again, even if this AOI, range and product exist."),
+    click.option("--delivery", type=click.Choice(("download", "cloud")), default=None,
+                 help="cloud: Planet writes the files into your bucket (config delivery.*); "
+                      "default: config delivery.mode (download)."),
 )
 
 
@@ -95,14 +98,14 @@ def search_scenes(ctx: click.Context, aoi_path: str, aoi_name: str | None, start
 @json_option
 @click.pass_context
 def submit(ctx: click.Context, aoi_path: str, aoi_name: str | None, start_date: str, end_date: str,
-           cadence: str, num_bands: str, bundle: str | None, dry_run: bool, force: bool, skip_if_exists: bool,
-           as_json: bool) -> None:
+           cadence: str, num_bands: str, bundle: str | None, dry_run: bool, force: bool, delivery: str | None,
+           skip_if_exists: bool, as_json: bool) -> None:
     """Order the best PlanetScope scenes for an AOI, clipped to it; never the same order twice."""
     from flowzero.ordering.commands import run_submit
 
     run_submit(_app(ctx), aoi_path=aoi_path, aoi_name=aoi_name, start_date=start_date, end_date=end_date,
                cadence=cadence, num_bands=num_bands, bundle=bundle, dry_run=dry_run, force=force,
-               as_json=as_json)
+               as_json=as_json, delivery=delivery)
 
 
 @click.command("batch-submit")
@@ -121,13 +124,13 @@ def submit(ctx: click.Context, aoi_path: str, aoi_name: str | None, start_date: 
 @click.pass_context
 def batch_submit(ctx: click.Context, shp_path: str, gage_id_col: str, start_date_col: str, end_date_col: str,
                  cadence: str, num_bands: str, bundle: str | None, max_months: int, dry_run: bool,
-                 force: bool, skip_existing: bool, as_json: bool) -> None:
+                 force: bool, delivery: str | None, skip_existing: bool, as_json: bool) -> None:
     """Order scenes for every gage of a shapefile, one order per gage and chunk of at most --max-months."""
     from flowzero.ordering.commands import run_batch_submit
 
     run_batch_submit(_app(ctx), shp_path=shp_path, gage_id_col=gage_id_col, start_date_col=start_date_col,
                      end_date_col=end_date_col, cadence=cadence, num_bands=num_bands, bundle=bundle,
-                     max_months=max_months, dry_run=dry_run, force=force, as_json=as_json)
+                     max_months=max_months, dry_run=dry_run, force=force, as_json=as_json, delivery=delivery)
 
 
 @click.command("list-basemaps")
@@ -153,12 +156,12 @@ def list_basemaps(ctx: click.Context, start_date: str, end_date: str, name_conta
 @json_option
 @click.pass_context
 def order_basemap(ctx: click.Context, mosaic_name: str, aoi_path: str, aoi_name: str | None, dry_run: bool,
-                  force: bool, as_json: bool) -> None:
+                  force: bool, delivery: str | None, as_json: bool) -> None:
     """Order a Planet Basemap mosaic over an AOI, clipped to it; never the same order twice."""
     from flowzero.ordering.commands import run_order_basemap
 
     run_order_basemap(_app(ctx), mosaic_name=mosaic_name, aoi_path=aoi_path, aoi_name=aoi_name,
-                      dry_run=dry_run, force=force, as_json=as_json)
+                      dry_run=dry_run, force=force, as_json=as_json, delivery=delivery)
 
 
 def register(cli: click.Group) -> None:

@@ -112,8 +112,13 @@ def run_batch(
     dry_run: bool = False,
     suffix: str | None = None,
     on_chunk: Callable[[ChunkOutcome], None] | None = None,
+    delivery: Any = None,
 ) -> BatchReport:
-    """Search, plan and submit each chunk; ``on_chunk`` hears about each one as soon as it is done."""
+    """Search, plan and submit each chunk; ``on_chunk`` hears about each one as soon as it is done.
+
+    ``delivery`` (a :class:`flowzero.ordering.delivery.CloudDelivery`) has Planet write into the user's bucket.
+    """
+    from flowzero.ordering.delivery import apply_delivery
     from flowzero.ordering.submit import reconcile_intents
 
     if not dry_run:
@@ -127,6 +132,7 @@ def run_batch(
                                              num_bands=num_bands, bundle=bundle)
             if outcome.search.selected:
                 planned = provider.plan(outcome.search, batch_id=batch_id, suffix=suffix)
+                apply_delivery(planned, delivery)
                 submit_orders(planned, store, client, force=force, dry_run=dry_run, reconcile=False,
                               on_result=outcome.results.append)
         except AuthError:

@@ -118,8 +118,9 @@ def result_line(result: SubmitResult) -> str:
 
 def result_data(result: SubmitResult) -> dict[str, Any]:
     order = result.order
+    delivery = result.planned.order.metadata.get("delivery") or {}
     return {
-        "outcome": result.outcome, "order_name": result.planned.name,
+        "delivery": delivery.get("mode", "download"), "outcome": result.outcome, "order_name": result.planned.name,
         "order_id": order.order_id if order else None, "status": order.status if order else None,
         "aoi_name": result.planned.order.aoi_name, "start_date": result.planned.order.start_date,
         "end_date": result.planned.order.end_date, "product_bundle": result.planned.order.product_bundle,
@@ -184,10 +185,28 @@ def _no_scenes_line(search: SceneSearch, min_coverage: float) -> str:
             "nothing ordered.")
 
 
+def cloud_target(app: AppContext, option: str | None, quiet: bool) -> Any:
+    """The checked cloud delivery (None: download), resolved before anything is searched or ordered."""
+    from flowzero.ordering.delivery import resolve_delivery
+
+    def lookup(ref: str) -> dict[str, Any] | None:
+        from flowzero.planet.destinations import DestinationsClient
+
+        return DestinationsClient(app.planet()).find(ref)
+
+    target = resolve_delivery(option, app.config, lookup)
+    if target is not None:
+        info(f"Cloud delivery: {target.describe()}", quiet)
+    return target
+
+
 def run_submit(app: AppContext, *, aoi_path: str, aoi_name: str | None, start_date: str, end_date: str,
                cadence: str, num_bands: str, bundle: str | None, dry_run: bool, force: bool,
-               as_json: bool) -> None:
+               as_json: bool, delivery: str | None = None) -> None:
+    from flowzero.ordering.delivery import apply_delivery
+
     quiet = app.quiet or as_json
+    target = cloud_target(app, delivery, quiet)
     search = _search(app, aoi_path, aoi_name, start_date, end_date, cadence, num_bands, bundle, quiet)
     min_coverage = app.config.downloads.min_coverage_pct
     if not search.selected:
@@ -200,6 +219,7 @@ def run_submit(app: AppContext, *, aoi_path: str, aoi_name: str | None, start_da
         _print_scenes(search)
     info(_counts_line(search, min_coverage) + f"; bundle {search.product_bundle}", quiet)
     planned = provider(app, "psscope").plan(search, suffix=force_suffix() if force else None)
+    apply_delivery(planned, target)
     if dry_run:
         info("Dry run: nothing is ordered or recorded.", quiet)
     results = _submit_and_report(app, planned, force=force, dry_run=dry_run, as_json=as_json)
@@ -275,11 +295,12 @@ def _print_summary(report: BatchReport, dry_run: bool) -> None:
 
 def run_batch_submit(app: AppContext, *, shp_path: str, gage_id_col: str, start_date_col: str,
                      end_date_col: str, cadence: str, num_bands: str, bundle: str | None, max_months: int,
-                     dry_run: bool, force: bool, as_json: bool) -> None:
+                     dry_run: bool, force: bool, as_json: bool, delivery: str | None = None) -> None:
     from flowzero.aoi import read_gages
     from flowzero.ordering.batch import plan_chunks, run_batch
 
     quiet = app.quiet or as_json
+    target = cloud_target(app, delivery, quiet)
     gages = read_gages(shp_path, gage_id_col, start_date_col, end_date_col)
     if not gages:
         raise UsageError(f"{shp_path}: the shapefile has no records")
@@ -308,7 +329,7 @@ def run_batch_submit(app: AppContext, *, shp_path: str, gage_id_col: str, start_
 
         report = run_batch(chunks, scenes, app.store(), None if dry_run else app.planet(), batch_id=batch_id,
                            cadence=cadence, num_bands=num_bands, bundle=bundle, force=force, dry_run=dry_run,
-                           suffix=force_suffix() if force else None, on_chunk=on_chunk)
+                           suffix=force_suffix() if force else None, on_chunk=on_chunk, delivery=target)
     if as_json:
         emit_json({**batch_data(report), "dry_run": dry_run})
     else:
@@ -339,11 +360,15 @@ def run_list_basemaps(app: AppContext, *, start_date: str, end_date: str, name_c
 
 
 def run_order_basemap(app: AppContext, *, mosaic_name: str, aoi_path: str, aoi_name: str | None,
-                      dry_run: bool, force: bool, as_json: bool) -> None:
+                      dry_run: bool, force: bool, as_json: bool, delivery: str | None = None) -> None:
+    from flowzero.ordering.delivery import apply_delivery
+
     quiet = app.quiet or as_json
+    target = cloud_target(app, delivery, quiet)
     aoi = _load_aoi(aoi_path, aoi_name)
     info(f"AOI {aoi.name} ({aoi.area_sqkm:,.2f} km²), mosaic {mosaic_name}", quiet)
     planned = provider(app, "basemap").plan(aoi, mosaic_name, suffix=force_suffix() if force else None)
+    apply_delivery(planned, target)
     if dry_run:
         info("Dry run: nothing is ordered or recorded.", quiet)
     results = _submit_and_report(app, planned, force=force, dry_run=dry_run, as_json=as_json)
