@@ -22,7 +22,6 @@ from flowzero.models import TransferJob
 RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 BACKOFF_BASE = 0.5  # seconds; tests lower it
 BACKOFF_MAX = 30.0
-READ_SIZE = 256 * 1024  # bytes per read: small enough that a cancel is noticed promptly
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 
 
@@ -114,7 +113,10 @@ def _attempt(client: httpx.Client, job: TransferJob, sink: Sink, hasher: StreamH
             expired = status in (401, 403, 410)
             hint = f" ({EXPIRED_MARK})" if expired else ""
             raise TransferError(f"{job.name or 'file'}: HTTP {status}{hint}")
-        for chunk in response.iter_raw(READ_SIZE):
+        # Chunks as they arrive (at most 64 KiB each): asking httpx for bigger chunks makes it hold back what
+        # it has read until a chunk is full, and a dropped connection would then lose those bytes instead of
+        # resuming after them. Small reads also let a cancel be noticed promptly.
+        for chunk in response.iter_raw():
             if cancel.is_set():
                 raise Cancelled(f"{job.name or 'file'}: cancelled")
             sink.write(chunk)
