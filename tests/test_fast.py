@@ -91,7 +91,7 @@ def test_restart_from_zero_when_the_source_ignores_range(fileserver: FileServer,
 
 def test_checksum_mismatch_leaves_no_file(fileserver: FileServer, tmp_path: Path) -> None:
     job = job_for(fileserver, "bad.tif", payload(400_000), tmp_path / "bad.tif")
-    fileserver.faults.corrupt["bad.tif"] = 1
+    fileserver.faults.corrupt["bad.tif"] = 2  # the refetch after the mismatch is corrupt too
     [result] = run([job])
     assert not result.ok
     assert "sha256 mismatch" in (result.error or "")

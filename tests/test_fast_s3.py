@@ -111,7 +111,7 @@ def test_restart_on_200_throws_away_uploaded_parts(fileserver: FileServer, s3_bu
 @pytest.mark.parametrize("size", [2 * PART + 1, 1000], ids=["multipart", "single-put"])
 def test_checksum_mismatch_leaves_nothing(fileserver: FileServer, s3_bucket: S3Bucket, size: int) -> None:
     job = s3_job(fileserver, s3_bucket, "bad.tif", payload(size))
-    fileserver.faults.corrupt["bad.tif"] = 1
+    fileserver.faults.corrupt["bad.tif"] = 2  # the refetch after the mismatch is corrupt too
     [result] = run([job], endpoint=s3_bucket.endpoint_url)
     assert not result.ok and "sha256 mismatch" in (result.error or "")
     assert s3_bucket.keys() == []

@@ -7,17 +7,20 @@ matches. The extension is imported lazily so that CLI start-up does not load it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from types import ModuleType
 from typing import ClassVar
 
 from flowzero.downloaders.base import DownloadOptions
+from flowzero.downloaders.verify import EXPIRED_MARK
 from flowzero.errors import PluginError, TransferError
 from flowzero.hookspecs import hookimpl
 from flowzero.models import TransferJob, TransferResult
 from flowzero.plugins import Registrar
 from flowzero.redact import redact
 
+_REFUSED_LINK = re.compile(r"source answered HTTP (401|403|410)\b")
 _CREDENTIALS_HINT = ("set AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary "
                      "credentials) with write access to the bucket")
 
@@ -50,6 +53,15 @@ class FastDownloader:
         if not jobs:
             return []
         native = load_extension()
+        results = self._run(native, jobs)
+        # As every downloader does: a checksum mismatch is fetched once more before it is a failure.
+        again = [i for i, r in enumerate(results) if not r.ok and "mismatch" in (r.error or "")]
+        if again:
+            for i, result in zip(again, self._run(native, [jobs[i] for i in again])):
+                results[i] = result
+        return results
+
+    def _run(self, native: ModuleType, jobs: Sequence[TransferJob]) -> list[TransferResult]:
         opts = self.options
         native_jobs = [
             native.Job(j.url, j.destination, size=j.size, md5=j.md5 or None, sha256=j.sha256 or None)
@@ -73,9 +85,20 @@ class FastDownloader:
             raise TransferError(redact(str(exc))) from None
         return [
             TransferResult(job=job, ok=r.ok, skipped=r.skipped, bytes=r.bytes, seconds=r.seconds,
-                           digest=r.digest, error=redact(r.error) if r.error else None)
+                           digest=r.digest, error=_error_text(r.error))
             for job, r in zip(jobs, results)
         ]
+
+
+def _error_text(error: str | None) -> str | None:
+    """The Rust core's one-line error, redacted; a source refusing the link is marked as maybe expired, so
+    that the delivery fetches the order again for fresh links (as with the other downloaders)."""
+    if not error:
+        return None
+    text = redact(error)
+    if _REFUSED_LINK.search(text):
+        text += f" ({EXPIRED_MARK})"
+    return text
 
 
 @hookimpl
