@@ -8,7 +8,8 @@ from __future__ import annotations
 import pytest
 
 pytest_plugins: list[str] = ["tests.fixtures.s3", "tests.fixtures.fileserver", "tests.fixtures.storage",
-                             "tests.fixtures.sandbox"]
+                             "tests.fixtures.sandbox", "tests.fixtures.reliability",
+                             "tests.fixtures.postgres"]
 
 
 @pytest.fixture(autouse=True)
