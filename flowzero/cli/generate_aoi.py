@@ -47,8 +47,6 @@ def generate_aoi(app: AppContext, port: int, output_dir: Path, no_browser: bool,
     from flowzero.webaoi import AoiEditor
 
     tile_url = _tiles(tiles)
-    if output_dir.exists() and not output_dir.is_dir():
-        raise UsageError(f"--output {output_dir} is a file, not a folder")
     editor = AoiEditor(output_dir, port=port, tiles=tile_url)
     try:
         editor.bind()
