@@ -26,6 +26,36 @@ from flowzero.errors import TransferError
 from flowzero.models import TransferJob, TransferResult
 from flowzero.redact import redact
 
+_REFUSED_CODES = frozenset({"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken",
+                            "InvalidToken", "TokenRefreshRequired", "InvalidClientTokenId"})
+_CREDENTIALS_HINT = ("check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or the profile or role in use) and that "
+                     "they may write to the bucket")
+
+
+class S3CredentialsError(TransferError):
+    """S3 refused the credentials: every file of the run would fail the same way, so the run stops at once."""
+
+
+def s3_refusal(exc: BaseException) -> S3CredentialsError | None:
+    """The run-stopping error for an S3 answer that refuses the credentials (HTTP 403), else None."""
+    if isinstance(exc, S3CredentialsError):
+        return exc
+    try:
+        from botocore.exceptions import ClientError, NoCredentialsError
+    except ImportError:  # pragma: no cover - boto3 is a dependency
+        return None
+    if isinstance(exc, NoCredentialsError):
+        return S3CredentialsError("no AWS credentials were found for S3", hint=_CREDENTIALS_HINT)
+    if not isinstance(exc, ClientError):
+        return None
+    code = str(exc.response.get("Error", {}).get("Code", ""))
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    if code not in _REFUSED_CODES and status != 403 and code != "403":
+        return None
+    detail = code if code and code != "403" else "Forbidden"
+    return S3CredentialsError(f"S3 refused the credentials (HTTP 403 {detail} on {exc.operation_name})",
+                              hint=_CREDENTIALS_HINT)
+
 
 class TransferSession:
     """Clients for one run. Use as a context manager so connections are closed."""
@@ -67,6 +97,9 @@ class TransferSession:
                 result = TransferResult(job, ok=True, bytes=size, digest=digest,
                                         seconds=time.monotonic() - started)
         except Exception as exc:
+            refusal = s3_refusal(exc)
+            if refusal is not None:  # not this file's fault: stop the run with one clear error
+                raise refusal from None
             message = exc.message if isinstance(exc, TransferError) else f"{type(exc).__name__}: {exc}"
             result = TransferResult(job, ok=False, error=redact(message), seconds=time.monotonic() - started)
         _report_file(self.options.progress, result)
@@ -88,6 +121,9 @@ class TransferSession:
             code = str(exc.response.get("Error", {}).get("Code", ""))
             if code in ("404", "NoSuchKey", "NotFound"):
                 return None
+            refusal = s3_refusal(exc)
+            if refusal is not None:
+                raise refusal from None
             raise
 
     def _open_sink(self, job: TransferJob, hasher: StreamHasher) -> Sink:

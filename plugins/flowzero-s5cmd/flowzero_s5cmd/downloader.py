@@ -118,10 +118,14 @@ class S5cmdDownloader:
 
     def _skip_present(self, session: Any, jobs: list[TransferJob],
                       results: list[TransferResult | None]) -> list[int]:
+        from flowzero.downloaders.engine import S3CredentialsError
+
         pending = []
         for i, job in enumerate(jobs):
             try:
                 present = not self.options.overwrite and session.is_present(job)
+            except S3CredentialsError:  # refused credentials stop the run at once, as with threads
+                raise
             except Exception as exc:
                 results[i] = _failed(job, f"cannot check the existing object: {type(exc).__name__}: {exc}")
                 _report(self.options.progress, results[i])
