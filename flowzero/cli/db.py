@@ -1,4 +1,4 @@
-"""`flowzero db ...`: look into the order store and import the old tool's orders.json.
+"""`flowzero db ...`: look into the order store, import the old tool's orders.json, copy it to another store.
 
 Every command prints a table for people or, with ``--json``, the same rows for scripts.
 """
@@ -167,6 +167,45 @@ def import_json(app: AppContext, path: str, as_json: bool) -> None:
         info(f"... and {len(report.problems) - 20} more invalid records", app.quiet)
     click.echo(f"{report.imported} imported, {report.already_present} already present, "
                f"{report.invalid} invalid (of {report.total} records in {path})")
+
+
+@db_group.command("copy")
+@click.option("--to", "target", required=True, metavar="URL|PATH",
+              help="Where to copy: postgresql://USER@HOST/DB (password from PGPASSWORD or ~/.pgpass, or in the "
+                   "URL), or a SQLite file.")
+@click.option("--from", "source", metavar="URL|PATH",
+              help="Copy from this store instead of the configured one (storage.backend / --database-path).")
+@json_option
+@click.pass_obj
+def copy_cmd(app: AppContext, target: str, source: Optional[str], as_json: bool) -> None:
+    """Copy every order and intent into another store (e.g. SQLite into PostgreSQL); safe to rerun.
+
+    Records the target lacks are added as they were, newer ones replace older ones, the rest is left alone.
+    """
+    from flowzero.errors import UsageError
+    from flowzero.storage import open_store_url
+    from flowzero.storage.copying import copy_store
+
+    origin = open_store_url(source, app.config) if source else app.store()
+    destination = open_store_url(target, app.config)
+    try:
+        if destination.location == origin.location:
+            raise UsageError(f"source and target are the same store ({origin.location})",
+                             hint="give --to another database (and --from or --database-path the old one)")
+        counts = copy_store(origin, destination)
+    finally:
+        destination.close()
+        if source:
+            origin.close()
+    report = {"from": origin.location, "to": destination.location,
+              **{kind: c.to_dict() for kind, c in counts.items()}}
+    if as_json:
+        emit_json(report)
+        return
+    for kind in ("orders", "intents"):
+        c = counts[kind]
+        click.echo(f"{kind}: {c.added} copied, {c.updated} updated, {c.unchanged} already there")
+    click.echo(f"from {origin.location} to {destination.location}")
 
 
 def register(cli: click.Group) -> None:

@@ -106,7 +106,7 @@ class SqliteOrderStore:
             self.path = Path(raw) if raw == ":memory:" else Path(os.path.expanduser(raw))
         else:
             self.path = config.database_file
-        self.location = str(self.path)
+        self.location = str(self.path) if str(self.path) == ":memory:" else str(self.path.resolve())
         self._lock = threading.RLock()
         self._conn = self._connect()
         try:
