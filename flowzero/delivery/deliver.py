@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from flowzero.delivery.cloud import deliver_cloud_orders, is_cloud_order
 from flowzero.delivery.destination import Destination, write_document
 from flowzero.delivery.jobs import UNKNOWN_AOI, DeliveryPlan, metadata_document, plan_delivery
 from flowzero.delivery.manifest import Manifest, manifest_link, parse_manifest
@@ -126,6 +127,7 @@ def check_orders(targets: Sequence[tuple[str, Order | None]], planet: Any, store
     results = _transfer_all(checked, planet, config, settings, say)
     s3_client = _s3_client_if_needed(checked, config, settings)
     outcomes = [_conclude(c, results.get(c.order_id, []), settings, s3_client) for c in checked]
+    outcomes = deliver_cloud_orders(checked, outcomes, planet, config, settings, say)
     for outcome, item in zip(outcomes, checked):
         _record(store, item, outcome)
     return outcomes
@@ -144,7 +146,8 @@ def _check_one(order_id: str, record: Order | None, planet: Any, settings: Deliv
             order_json = planet.get_order(order_id)
         item.order_json = order_json
         state = str(order_json.get("state", ""))
-        if state in ("success", "partial") and settings.destination is not None:
+        if state in ("success", "partial") and settings.destination is not None \
+                and not is_cloud_order(record, order_json):  # cloud orders: see flowzero.delivery.cloud
             link = manifest_link(order_json)
             item.manifest = parse_manifest(planet.get_json(link["location"])) if link else None
             if item.manifest is None:
