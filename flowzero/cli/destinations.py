@@ -41,7 +41,7 @@ def register_destination(app: AppContext, name: str, bucket: str | None, endpoin
     Planet checks it can write and delete planetverify.txt there before it accepts the destination.
     """
     from flowzero.errors import ConfigError
-    from flowzero.ordering.delivery import _aws_keys
+    from flowzero.ordering.delivery import aws_keys
     from flowzero.planet.destinations import DestinationsClient
 
     config = app.config
@@ -50,7 +50,7 @@ def register_destination(app: AppContext, name: str, bucket: str | None, endpoin
         raise ConfigError("which bucket? s3.bucket_name is not set", hint="pass --bucket BUCKET")
     endpoint = (endpoint if endpoint is not None else config.s3.endpoint_url).strip()
     region = region or config.s3.region
-    access_key, secret_key = _aws_keys()
+    access_key, secret_key = aws_keys()
     if endpoint:
         kind = "s3_compatible"
         parameters: dict[str, Any] = {"bucket": bucket, "endpoint": endpoint, "region": region,

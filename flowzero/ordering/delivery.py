@@ -93,13 +93,16 @@ def _prefixed(prefix: str) -> dict[str, str]:
     return {"path_prefix": prefix} if prefix else {}
 
 
-def _aws_keys() -> tuple[str, str]:
+def aws_keys() -> tuple[str, str]:
     """The long-lived key pair from the AWS chain; both are remembered as secrets for redaction."""
     import boto3
 
-    from flowzero.redact import add_secret
+    from flowzero.redact import add_secret, redact
 
-    found = boto3.session.Session().get_credentials()
+    try:
+        found = boto3.session.Session().get_credentials()
+    except Exception as exc:  # a broken profile or credential process
+        raise ConfigError(f"cannot read AWS credentials: {redact(str(exc))}") from None
     if found is None:
         raise ConfigError("--delivery cloud needs AWS credentials to hand to Planet, and none were found",
                           hint="set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or register a destination "
@@ -124,7 +127,7 @@ def cloud_delivery(config: Config, lookup: DestinationLookup | None = None) -> C
     if not bucket:
         raise ConfigError("--delivery cloud needs the bucket Planet should write to, but s3.bucket_name is not set",
                           hint="set s3.bucket_name (or FLOWZERO_S3_BUCKET_NAME), or delivery.destination_ref")
-    access_key, secret_key = _aws_keys()
+    access_key, secret_key = aws_keys()
     region = config.s3.region
     endpoint = config.s3.endpoint_url.strip()
     if endpoint:
