@@ -15,17 +15,23 @@ def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
 
 
+def _is_identifier(column: str) -> bool:
+    """Ids are copied into the next command: their columns never wrap."""
+    name = column.lower()
+    return name.endswith("id") or name in ("batch", "order", "name")
+
+
 def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    """A rich table on stdout (plain text when not a terminal)."""
+    """A rich table on stdout; piped or redirected, rows are never folded (as wide as they need)."""
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title=title, show_lines=False)
     for col in columns:
-        table.add_column(col, overflow="fold")
+        table.add_column(col, overflow="fold", no_wrap=_is_identifier(col))
     for row in rows:
         table.add_row(*["" if v is None else str(v) for v in row])
-    Console(file=sys.stdout, width=None if sys.stdout.isatty() else 160).print(table)
+    Console(file=sys.stdout, width=None if sys.stdout.isatty() else 400).print(table)
 
 
 def info(message: str, quiet: bool = False) -> None:
