@@ -92,7 +92,7 @@ def _detail(outcome: OrderOutcome) -> str:
 _RESULT_WORDS = {
     "delivered": "delivered", "partial": "partial", "ready": "finished (not downloaded)",
     "pending": "pending", "failed": "FAILED", "cancelled": "cancelled", "skipped": "skipped",
-    "incomplete": "FILES FAILED", "error": "ERROR",
+    "incomplete": "FILES FAILED", "error": "ERROR", "elsewhere": "in progress elsewhere",
 }
 
 
@@ -104,8 +104,9 @@ def _summary_counts(outcomes: Sequence[OrderOutcome]) -> dict[str, int]:
 
 def _summary_line(counts: dict[str, int]) -> str:
     order = ("delivered", "partial", "ready", "pending", "failed", "cancelled", "incomplete", "error",
-             "skipped")
-    labels = {"ready": "finished (not downloaded)", "incomplete": "with failed files", "error": "not checked"}
+             "skipped", "elsewhere")
+    labels = {"ready": "finished (not downloaded)", "incomplete": "with failed files", "error": "not checked",
+              "elsewhere": "in progress elsewhere"}
     return ", ".join(f"{counts[c]} {labels.get(c, c)}" for c in order if counts.get(c) or c in
                      ("delivered", "partial", "pending", "failed", "cancelled"))
 
@@ -156,11 +157,20 @@ def check_order_status(ctx: click.Context, order_id: str, output: str | None, ov
 @click.argument("batch_id")
 @delivery_options
 @click.option("--force", is_flag=True, help="Also check orders already delivered there.")
+@click.option("--lease", "lease_seconds", type=click.FloatRange(min=1.0), default=120.0, show_default=True,
+              metavar="SECONDS",
+              help="Claim on each order while this run works it (renewed as it goes); if the run dies, other "
+                   "runs take its orders over once it lapses.")
 @click.pass_context
 def batch_check_status(ctx: click.Context, batch_id: str, output: str | None, overwrite: bool,
                        downloader: str | None, use_s5cmd: bool, wait: bool, wait_timeout: float | None,
-                       as_json: bool, force: bool) -> None:
-    """Check every order of a batch concurrently; with --output, deliver the finished ones; then a summary."""
+                       as_json: bool, force: bool, lease_seconds: float) -> None:
+    """Check every order of a batch concurrently; with --output, deliver the finished ones; then a summary.
+
+    Several runs (on one machine or many, sharing one order store) may work the same batch at once: each
+    order is claimed before it is checked, and orders another run holds are reported as in progress elsewhere.
+    """
+    from flowzero.delivery.claims import check_shared, supports_claims
     from flowzero.delivery.deliver import check_orders, select_orders
     from flowzero.errors import UsageError
 
@@ -175,8 +185,17 @@ def batch_check_status(ctx: click.Context, batch_id: str, output: str | None, ov
         raise UsageError(f"no orders recorded for batch '{batch_id}'", hint=hint)
     to_check, settled = select_orders(records, settings.destination, force)
     say(f"batch {batch_id}: {len(records)} order(s), checking {len(to_check)}")
-    checked = check_orders([(r.order_id, r) for r in to_check], app.planet(), store, app.config, settings,
-                           say) if to_check else []
+
+    def process(claimed: list[Any]) -> list[OrderOutcome]:
+        return check_orders([(r.order_id, r) for r in claimed], app.planet(), store, app.config, settings, say)
+
+    if not to_check:
+        checked: list[OrderOutcome] = []
+    elif supports_claims(store):
+        checked = check_shared(to_check, store, settings.destination, force, process, say,
+                               lease_seconds=lease_seconds)
+    else:  # a backend without claims: this run works alone
+        checked = process(to_check)
     by_id = {o.order_id: o for o in [*checked, *settled]}
     outcomes = [by_id[r.order_id] for r in records if r.order_id in by_id]
     if as_json:

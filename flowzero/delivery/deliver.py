@@ -25,7 +25,8 @@ from flowzero.redact import redact
 MAX_CONCURRENT_CHECKS = 8
 # Categories an order ends in; the first three make the exit status 1.
 FAILING = ("failed", "incomplete", "error")
-CATEGORIES = ("delivered", "partial", "ready", "pending", "cancelled", "skipped", *FAILING)
+# "elsewhere": another run holds the order (flowzero.delivery.claims).
+CATEGORIES = ("delivered", "partial", "ready", "pending", "cancelled", "skipped", "elsewhere", *FAILING)
 
 Say = Callable[[str], None]
 

@@ -1,0 +1,162 @@
+"""Work sharing: several ``batch-check-status`` runs, on one machine or many, working the same batch at once.
+
+Each order is claimed in the order store (``OrderStore.claim``) before it is checked and delivered, and released
+afterwards. Orders are claimed a few at a time (:data:`CLAIM_CHUNK`), so runs started together split a batch
+instead of one run taking all of it. While a run works on its orders, a heartbeat renews their leases; a run that
+dies stops renewing, its leases run out, and another run takes those orders over. After claiming, the order is
+read again: one that another run delivered or checked in the meantime is not fetched a second time. Orders held
+by another live run are reported "in progress elsewhere"; they are tried once more at the end of the run, so an
+order whose holder died during this run is not left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Callable
+
+from flowzero.delivery.deliver import OrderOutcome, select_orders
+from flowzero.errors import FlowzeroError
+
+if TYPE_CHECKING:
+    from flowzero.delivery.destination import Destination
+    from flowzero.models import Order
+
+DEFAULT_LEASE_SECONDS = 120.0
+CLAIM_CHUNK = 8  # orders in hand at once: checked concurrently and delivered in one downloader run
+ELSEWHERE = "elsewhere"
+
+Process = Callable[[list["Order"]], list[OrderOutcome]]
+Say = Callable[[str], None]
+
+
+def worker_id() -> str:
+    """``host:pid:random``: unique per run, and tells a person where the holder of an order runs."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+
+def supports_claims(store: Any) -> bool:
+    return all(callable(getattr(store, name, None)) for name in ("claim", "release", "get_claim"))
+
+
+class LeaseKeeper:
+    """Renews the leases of the orders in hand every third of a lease, from a background thread."""
+
+    def __init__(self, store: Any, worker: str, lease_seconds: float, order_ids: Sequence[str], say: Say) -> None:
+        self._store = store
+        self._worker = worker
+        self._lease = lease_seconds
+        self._ids = list(order_ids)
+        self._say = say
+        self._stop = threading.Event()
+        self._lost: set[str] = set()
+        self._thread = threading.Thread(target=self._run, name="flowzero-lease", daemon=True)
+
+    def __enter__(self) -> LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._lease / 3):
+            for order_id in self._ids:
+                if order_id in self._lost:
+                    continue
+                try:
+                    kept = self._store.claim(order_id, self._worker, self._lease)
+                except FlowzeroError as exc:
+                    self._say(f"could not renew the claim on order {order_id}: {exc.message}")
+                    continue
+                if not kept:
+                    self._lost.add(order_id)
+                    self._say(f"lost the claim on order {order_id} (its lease ran out); another run may take it")
+
+
+def _elsewhere(record: Order, message: str) -> OrderOutcome:
+    return OrderOutcome(record.order_id, record.aoi_name, record.status or "unknown", ELSEWHERE, message=message)
+
+
+def _release_all(store: Any, order_ids: Sequence[str], worker: str, say: Say) -> None:
+    for order_id in order_ids:
+        try:
+            store.release(order_id, worker)
+        except FlowzeroError as exc:  # the lease runs out by itself
+            say(f"could not release order {order_id}: {exc.message}")
+
+
+class _Sharing:
+    """One run's walk over a batch: claim a few, re-read, process, release; remember what others hold."""
+
+    def __init__(self, store: Any, destination: Destination | None, force: bool, process: Process, say: Say,
+                 worker: str, lease_seconds: float, chunk: int) -> None:
+        self.store, self.destination, self.force = store, destination, force
+        self.process, self.say = process, say
+        self.worker, self.lease, self.chunk = worker, lease_seconds, max(1, chunk)
+        self.outcomes: dict[str, OrderOutcome] = {}
+
+    def walk(self, records: Sequence[Order], last_try: bool) -> list[Order]:
+        """Work through ``records``; returns those another run held (to try again later)."""
+        held_elsewhere: list[Order] = []
+        queue = list(records)
+        while queue:
+            in_hand: list[Order] = []
+            while queue and len(in_hand) < self.chunk:
+                record = queue.pop(0)
+                verdict, fresh = self._take(record)
+                if verdict == "work":
+                    in_hand.append(fresh)
+                elif verdict == "held" and not last_try:
+                    held_elsewhere.append(record)
+            if in_hand:
+                self._work(in_hand)
+        return held_elsewhere
+
+    def _take(self, record: Order) -> tuple[str, Order]:
+        """("work", fresh record) once claimed and still to do; ("held", _) if another run holds it;
+        ("done", _) if it turned out to need no work (its outcome is recorded)."""
+        if not self.store.claim(record.order_id, self.worker, self.lease):
+            holder = self.store.get_claim(record.order_id)
+            self.outcomes[record.order_id] = _elsewhere(
+                record, f"in progress elsewhere ({holder['worker'] if holder else 'another run'})")
+            return "held", record
+        fresh = self.store.get_order(record.order_id) or record
+        _, settled = select_orders([fresh], self.destination, self.force)
+        if settled:
+            self.outcomes[record.order_id] = settled[0]
+        elif fresh.updated_at != record.updated_at:
+            self.outcomes[record.order_id] = _elsewhere(
+                fresh, f"checked by another run meanwhile (now {fresh.status}); not checked twice")
+        else:
+            return "work", fresh
+        _release_all(self.store, [record.order_id], self.worker, self.say)
+        return "done", fresh
+
+    def _work(self, in_hand: list[Order]) -> None:
+        ids = [r.order_id for r in in_hand]
+        try:
+            with LeaseKeeper(self.store, self.worker, self.lease, ids, self.say):
+                for outcome in self.process(in_hand):
+                    self.outcomes[outcome.order_id] = outcome
+        finally:
+            _release_all(self.store, ids, self.worker, self.say)
+
+
+def check_shared(records: Sequence[Order], store: Any, destination: Destination | None, force: bool,
+                 process: Process, say: Say, worker: str | None = None,
+                 lease_seconds: float = DEFAULT_LEASE_SECONDS, chunk: int = CLAIM_CHUNK) -> list[OrderOutcome]:
+    """Check (and deliver) the orders of ``records`` that need it, sharing the work with other runs.
+
+    ``process`` checks and delivers a few claimed orders (``check_orders``). One outcome per record that needed
+    work or turned out to be settled, in no particular order.
+    """
+    sharing = _Sharing(store, destination, force, process, say, worker or worker_id(), lease_seconds, chunk)
+    held = sharing.walk(records, last_try=False)
+    if held:
+        sharing.walk(held, last_try=True)  # their holders may have finished, or died, meanwhile
+    return list(sharing.outcomes.values())
