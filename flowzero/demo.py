@@ -121,9 +121,11 @@ def run_demo(paths: DemoPaths, *, quiet: bool, debug: bool = False, show_progres
     run = DemoRun(paths)
     with Sandbox(paths.sandbox, file_size=FILE_SIZE, polls_per_state=1) as sandbox:
         config = demo_config(paths, sandbox)
-        app = AppContext(quiet=quiet, debug=debug, database_path=str(paths.database), _config=config)
         # Poll the sandbox quickly: its orders take a few GETs, not minutes as at Planet.
-        app._planet = PlanetClient.from_config(config, poll_interval=0.2, poll_max=1.0)
+        planet = PlanetClient.from_config(config, poll_interval=0.2, poll_max=1.0)
+        app = AppContext(quiet=quiet, debug=debug, database_path=str(paths.database), _config=config,
+                         _planet=planet)
+        store = None
         try:
             store = app.store()
             before = {o.order_id for o in store.list_orders()}
@@ -138,13 +140,12 @@ def run_demo(paths: DemoPaths, *, quiet: bool, debug: bool = False, show_progres
                 f"--output {shown_path(paths.imagery)}`")
             settings = DeliverySettings(destination=parse_output(str(paths.imagery), config), downloader="threads",
                                         wait=True, wait_timeout=120, show_progress=show_progress)
-            run.outcomes = check_orders([(o.order_id, o) for o in live], app.planet(), store, config, settings,
-                                        say)
+            run.outcomes = check_orders([(o.order_id, o) for o in live], planet, store, config, settings, say)
             run.orders = store.list_orders()
         finally:
-            app.planet().close()
-            if app._store is not None:
-                app._store.close()
+            planet.close()
+            if store is not None:
+                store.close()
     run.files = delivered_files(paths.imagery)
     run.seconds = time.monotonic() - started
     return run
