@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
-from flowzero.delivery.destination import Destination
+from flowzero.delivery.destination import Destination, parse_output
 from flowzero.errors import FlowzeroError, TransferError
 from flowzero.models import Order, TransferResult
 
@@ -92,7 +92,7 @@ def public_order(order_json: dict[str, Any]) -> dict[str, Any]:
 
 def staging_of(info: dict[str, Any], planet: Any, config: Any) -> Staging:
     """The staging location of a cloud order; a destination's bucket is asked of Planet when not recorded."""
-    bucket, endpoint, region = str(info.get("bucket") or ""), str(info.get("endpoint") or ""), ""
+    bucket, endpoint = str(info.get("bucket") or ""), str(info.get("endpoint") or "")
     region = str(info.get("region") or "")
     if not bucket and info.get("ref") and planet is not None:
         from flowzero.planet.destinations import DestinationsClient
@@ -163,8 +163,6 @@ def arrange_in_bucket(plan: DeliveryPlan, client: Any, config: Any, overwrite: b
 
 def _arranged_at(record: Order | None, staging: Staging) -> Destination:
     """Where an earlier run arranged this order inside S3 (the top of the staging bucket by default)."""
-    from flowzero.delivery.destination import parse_output
-
     where = str(((record.metadata or {}) if record else {}).get("destination") or "")
     if where.startswith("s3://"):
         return parse_output(where, None)
@@ -220,7 +218,8 @@ def _deliver_one(outcome: OrderOutcome, record: Order | None, order_json: dict[s
     outcome = _conclude_delivery(outcome, plan, results, public_order(order_json), destination,
                                  None if local else client)
     how = "fetched from" if local else "arranged by server-side copy from"
-    outcome.message = f"{how} {staging.describe(order_id)}" + ("" if local else "; staged images deleted")
+    outcome.message = f"{how} {staging.describe(order_id)}" + ("" if local else
+                                                             " (staged copies of arranged images deleted)")
     return outcome
 
 
@@ -245,10 +244,8 @@ def deliver_cloud_orders(checked: Sequence[Any], outcomes: list[OrderOutcome], p
         try:
             result[index] = _deliver_one(outcome, item.record, item.order_json, info, planet, config, settings,
                                          say, clients)
-        except FlowzeroError as exc:
-            outcome.category = "incomplete"
-            outcome.failed_files = [{"file": "manifest.json", "error": redact(exc.message)}]
         except Exception as exc:  # one order's surprise must not sink the batch
+            text = exc.message if isinstance(exc, FlowzeroError) else f"{type(exc).__name__}: {exc}"
             outcome.category = "incomplete"
-            outcome.failed_files = [{"file": "(order)", "error": redact(f"{type(exc).__name__}: {exc}")}]
+            outcome.failed_files = [{"file": "(cloud delivery)", "error": redact(text)}]
     return result
