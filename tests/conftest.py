@@ -17,5 +17,6 @@ def _isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch:
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("HOME", str(home))
     for name in ("PL_API_KEY", "FLOWZERO_CONFIG", "FLOWZERO_DATABASE_PATH", "FLOWZERO_DATABASE_URL",
-                 "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "FLOWZERO_LOAD_PLUGINS"):
+                 "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "FLOWZERO_LOAD_PLUGINS",
+                 "FLOWZERO_STORAGE_BACKEND", "FLOWZERO_STORAGE_URL", "PGPASSWORD"):
         monkeypatch.delenv(name, raising=False)
