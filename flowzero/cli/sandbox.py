@@ -34,8 +34,12 @@ def _stop_on_sigterm(signum: int, frame: Any) -> None:
               help="Bytes of each delivered image (analytic scene or basemap quad).")
 @click.option("--polls-per-state", type=click.IntRange(min=0), default=1, show_default=True,
               help="Order GETs per state step (queued -> running -> final); 0 finishes on the first GET.")
+@click.option("--amazon-s3-endpoint", metavar="URL", default=None,
+              help="S3 endpoint that stands in for Amazon S3 in amazon_s3 cloud deliveries (AWS is never "
+                   "contacted; without it such orders are refused).")
 @click.pass_obj
-def serve(app: AppContext, port: int, data_dir: str, file_size: int, polls_per_state: int) -> None:
+def serve(app: AppContext, port: int, data_dir: str, file_size: int, polls_per_state: int,
+          amazon_s3_endpoint: str | None) -> None:
     """Serve the Planet Data, Orders and Basemaps APIs on 127.0.0.1 until Ctrl-C.
 
     Any API key works except "invalid-key". The lines printed tell flowzero (or Planet's own CLI) where to go.
@@ -43,7 +47,8 @@ def serve(app: AppContext, port: int, data_dir: str, file_size: int, polls_per_s
     from flowzero.sandbox import Sandbox
 
     folder = Path(os.path.expanduser(data_dir))
-    sandbox = Sandbox(folder, port=port, file_size=file_size, polls_per_state=polls_per_state)
+    sandbox = Sandbox(folder, port=port, file_size=file_size, polls_per_state=polls_per_state,
+                      amazon_s3_endpoint=amazon_s3_endpoint)
     try:
         sandbox.bind()
     except OSError as exc:
