@@ -15,6 +15,7 @@ from typing import Any, Callable
 from flowzero.delivery.cloud import deliver_cloud_orders, is_cloud_order
 from flowzero.delivery.destination import Destination, write_document
 from flowzero.delivery.jobs import UNKNOWN_AOI, DeliveryPlan, metadata_document, plan_delivery
+from flowzero.delivery.leftovers import DeliveryLock
 from flowzero.delivery.manifest import Manifest, manifest_link, parse_manifest
 from flowzero.delivery.progress import TransferProgress
 from flowzero.downloaders.verify import EXPIRED_MARK
@@ -186,7 +187,8 @@ def _transfer_all(checked: Sequence[_Checked], planet: Any, config: Any, setting
         return {}
     where = settings.destination.describe() if settings.destination else "?"
     say(f"delivering {len(jobs)} file(s) of {len(plans)} order(s) to {where} with '{settings.downloader}'")
-    with TransferProgress(settings.show_progress) as progress:
+    with DeliveryLock(settings.destination, [p.folder for p in plans], config, say), \
+            TransferProgress(settings.show_progress) as progress:  # the lock also cleans killed runs' leftovers
         progress.add(sum(job.size or 0 for job in jobs), len(jobs))
         results = _run_downloader(jobs, config, settings, progress)
         by_order: dict[str, list[TransferResult]] = {}

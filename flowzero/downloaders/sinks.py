@@ -35,7 +35,9 @@ class LocalSink:
         self.path = path
         folder = os.path.dirname(path) or "."
         os.makedirs(folder, exist_ok=True)
-        prefix = f".{os.path.basename(path)[:100]}."
+        # .flowzero-tmp-<name>.<pid>.<random>.part: the pid lets a later run tell a killed run's leftover from a
+        # live run's file (flowzero.delivery.leftovers).
+        prefix = f".flowzero-tmp-{os.path.basename(path)[:100]}.{os.getpid()}."
         fd, self.temp_path = tempfile.mkstemp(prefix=prefix, suffix=".part", dir=folder)
         self._file = os.fdopen(fd, "wb")
         self.offset = 0

@@ -19,6 +19,7 @@ from flowzero.downloaders.base import DownloadOptions
 from flowzero.models import TransferJob, TransferResult
 
 BINARY_ENV = "FLOWZERO_S5CMD"
+STAGING_PREFIX = "flowzero-s5cmd-"  # + "<pid>-<random>" in the system temp folder
 _UNQUOTABLE = ('"', "\n", "\r")
 
 
@@ -96,7 +97,8 @@ class S5cmdDownloader:
 
         opts = self.options
         results: list[TransferResult | None] = [None] * len(jobs)
-        staging = tempfile.mkdtemp(prefix="flowzero-s5cmd-")
+        _remove_stale_staging()
+        staging = tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-")
         try:
             with TransferSession(opts, need_s3=True) as session:
                 pending = self._skip_present(session, jobs, results)
@@ -226,6 +228,21 @@ class S5cmdDownloader:
             return TransferResult(job, ok=True, bytes=size, digest=digest)
         reason = _error_for(job.destination, errors) or "the object in S3 does not match the verified file"
         return _failed(job, f"s5cmd upload failed: {reason}")
+
+
+def _remove_stale_staging() -> None:
+    """Staging folders of runs that were killed (their process is gone) are removed: they hold whole files."""
+    from flowzero.delivery.leftovers import process_alive
+
+    root = tempfile.gettempdir()
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return
+    for name in names:
+        pid = name[len(STAGING_PREFIX):].split("-", 1)[0]
+        if name.startswith(STAGING_PREFIX) and pid.isdigit() and not process_alive(int(pid)):
+            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
 
 
 def _error_for(destination: str, errors: dict[str, str]) -> str | None:
