@@ -268,3 +268,31 @@ def test_two_processes_delivering_one_batch_deliver_each_file_once(site: Site, f
     assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
     conn.close()
     fault_ledger.record(10, "two concurrent batch-check-status runs", "threads/local", 1, survived=True)
+
+
+def test_cleanup_never_touches_a_live_run(tmp_path: Path) -> None:
+    from flowzero.delivery.destination import Destination
+    from flowzero.delivery.leftovers import DeliveryLock
+
+    folder = tmp_path / "out" / "f"
+    folder.mkdir(parents=True)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    dead = int(gone.stdout)
+    live = folder / f".flowzero-tmp-a.tif.{os.getpid()}.k2x9_q1z.part"
+    stale = folder / f".flowzero-tmp-b.tif.{dead}.7hd83ja0.part"
+    stale_fast = folder / f".flowzero-tmp-c.tif.{dead}.3"
+    others = [folder / "c.tif", folder / ".hidden", folder / f".b.tif.{dead}.7hd83ja0.part"]
+    for path in [live, stale, stale_fast, *others]:
+        path.write_bytes(b"x")
+    destination = Destination("local", str(tmp_path / "out"))
+
+    with DeliveryLock(destination, ["f"]) as first:
+        assert first.exclusive and sorted(first.cleaned) == sorted([str(stale), str(stale_fast)])
+        later = folder / f".flowzero-tmp-d.tif.{dead}.p0o9i8u7.part"
+        later.write_bytes(b"x")
+        with DeliveryLock(destination, ["f"]) as second:  # another run is going on: no cleaning
+            assert not second.exclusive and second.cleaned == [] and later.exists()
+    assert live.exists() and all(p.exists() for p in others)
+    with DeliveryLock(destination, ["f"]) as alone:
+        assert alone.cleaned == [str(later)]
