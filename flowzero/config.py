@@ -120,7 +120,8 @@ def find_config_file(explicit: str | None, env: Mapping[str, str]) -> Path | Non
     if explicit:
         path = Path(explicit).expanduser()
         if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist", hint="check the --config path")
+            what = "is not a file" if path.exists() else "does not exist"
+            raise ConfigError(f"config file {path} {what}", hint="check the --config path")
         return path
     if env.get("FLOWZERO_CONFIG"):
         path = Path(env["FLOWZERO_CONFIG"]).expanduser()
@@ -169,6 +170,9 @@ def _load_file(config: Config, path: Path) -> None:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start})",
+                          hint="save it as UTF-8") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark else ""
