@@ -16,6 +16,20 @@ from flowzero.errors import UsageError
 DEFAULT_DATA_DIR = "~/.flowzero/sandbox"
 
 
+def _make_private_folders(folder: Path) -> None:
+    """Create ``folder`` and its missing parents 0700 whatever the umask: the default one is inside
+    ~/.flowzero, where the order database lives. Existing folders are left as they are."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    for part in reversed(missing):
+        try:
+            part.mkdir(mode=0o700)
+            os.chmod(part, 0o700)
+        except FileExistsError:
+            pass
+        except OSError:
+            return  # the sandbox reports an unusable folder itself
+
+
 @click.group("sandbox")
 def sandbox_group() -> None:
     """A local Planet-compatible server for trying flowzero offline, tests and benchmarks."""
@@ -47,6 +61,7 @@ def serve(app: AppContext, port: int, data_dir: str, file_size: int, polls_per_s
     from flowzero.sandbox import Sandbox
 
     folder = Path(os.path.expanduser(data_dir))
+    _make_private_folders(folder)
     sandbox = Sandbox(folder, port=port, file_size=file_size, polls_per_state=polls_per_state,
                       amazon_s3_endpoint=amazon_s3_endpoint)
     try:
