@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -16,9 +16,18 @@ from flowzero.errors import FlowzeroError
 class FlowzeroGroup(click.Group):
     """A group that turns every error into one line on stderr and an exit status, never a traceback."""
 
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as exc:
+            _usage_error(exc)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:
+            _usage_error(exc)
         except FlowzeroError as exc:
             _fail(ctx, exc.message, exc.hint, exc.exit_code, exc)
         except KeyboardInterrupt:
@@ -31,6 +40,13 @@ class FlowzeroGroup(click.Group):
 
             _fail(ctx, f"unexpected {type(exc).__name__}: {redact(str(exc))}",
                   "rerun with --debug for details and report it", 1, exc)
+
+
+def _usage_error(exc: click.UsageError) -> NoReturn:
+    """Click's usage errors, one line like every other error (exit status 2)."""
+    where = exc.ctx.command_path if exc.ctx else "flowzero"
+    click.echo(f"Error: {exc.format_message()} (hint: run '{where} --help')", err=True)
+    sys.exit(exc.exit_code)
 
 
 def _fail(ctx: click.Context, message: str, hint: str | None, code: int, exc: BaseException) -> None:
