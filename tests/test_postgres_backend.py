@@ -161,6 +161,9 @@ def test_db_copy_back_from_postgres_and_refusals(postgres_url: str, tmp_path: Pa
     assert same.exit_code == 2 and "source and target are the same store" in same.stderr
     unknown = run("db", "copy", "--from", str(back), "--to", f"mongodb://u:{PG_PASSWORD}@127.0.0.1/x")
     assert unknown.exit_code == 2 and "no installed storage backend handles 'mongodb://'" in unknown.stderr
+    missing = run("db", "copy", "--from", str(tmp_path / "typo.db"), "--to", str(back))
+    assert missing.exit_code == 2 and "no database file at" in missing.stderr
+    assert not (tmp_path / "typo.db").exists()  # a mistyped source is not created empty
     assert_no_password(copied.output, same.output, unknown.output)
 
 

@@ -186,7 +186,7 @@ def copy_cmd(app: AppContext, target: str, source: Optional[str], as_json: bool)
     from flowzero.storage import open_store_url
     from flowzero.storage.copying import copy_store
 
-    origin = open_store_url(source, app.config) if source else app.store()
+    origin = open_store_url(source, app.config, must_exist=True) if source else app.store()
     destination = open_store_url(target, app.config)
     try:
         if destination.location == origin.location:

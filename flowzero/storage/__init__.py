@@ -135,10 +135,11 @@ def open_store(config: Config) -> OrderStore:
     return cls(config)  # type: ignore[no-any-return]
 
 
-def open_store_url(target: str, config: Config) -> OrderStore:
+def open_store_url(target: str, config: Config, must_exist: bool = False) -> OrderStore:
     """The store a URL names: ``postgresql://...`` (whichever backend declares that scheme in
-    ``url_schemes``), else ``sqlite:///path`` or a plain path to a SQLite file."""
+    ``url_schemes``), else ``sqlite:///path`` or a plain path to a SQLite file (created unless ``must_exist``)."""
     import dataclasses
+    import os
     from urllib.parse import unquote, urlsplit
 
     from flowzero import plugins
@@ -152,6 +153,8 @@ def open_store_url(target: str, config: Config) -> OrderStore:
         path = unquote(urlsplit(target).path) if scheme else target
         if not path:
             raise UsageError(f"no database file in '{target}'", hint="give a path, or sqlite:///path/to/file.db")
+        if must_exist and not os.path.isfile(os.path.expanduser(path)):
+            raise UsageError(f"no database file at {path}", hint="check the path of the store to copy from")
         return SqliteOrderStore(path)
     for cls in plugins.storage_backends().values():
         if scheme in getattr(cls, "url_schemes", ()):
