@@ -143,7 +143,7 @@ def rig(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.Monk
         for key, value in {"PL_API_KEY": API_KEY, "FLOWZERO_PLANET_API_URL": sandbox.api_url,
                            "FLOWZERO_PLANET_ORDERS_URL": sandbox.orders_url,
                            "FLOWZERO_PLANET_BASEMAPS_URL": sandbox.basemaps_url,
-                           "FLOWZERO_PLANET_MAX_RETRIES": "3", "FLOWZERO_DOWNLOADS_MAX_WORKERS": "2"}.items():
+                           "FLOWZERO_PLANET_MAX_RETRIES": "2", "FLOWZERO_DOWNLOADS_MAX_WORKERS": "2"}.items():
             monkeypatch.setenv(key, value)
         planet = PlanetClient(API_KEY, api_url=sandbox.api_url, orders_url=sandbox.orders_url,
                               basemaps_url=sandbox.basemaps_url)
@@ -158,8 +158,8 @@ def rig(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.Monk
 
 # name -> (item, switches, the image arrives?)
 CASES: dict[str, tuple[int, dict[str, Any], bool]] = {
-    "drop-at-50pc": (1, {"drop_mid_body": 2}, True),
-    "short-body": (2, {"short_body": 2}, True),
+    "drop-at-50pc": (1, {"drop_mid_body": 1}, True),
+    "short-body": (2, {"short_body": 1}, True),
     "always-short": (2, {"short_body": 50}, False),
     "flipped-byte-once": (3, {"flip_byte": 1}, True),
     "flipped-byte-twice": (3, {"flip_byte": 2}, False),
@@ -217,7 +217,7 @@ def test_source_faults(rig: Rig, case: str, monkeypatch: pytest.MonkeyPatch, fau
             assert "mismatch" in failure["error"]
             assert len(downloads) == 2  # fetched once more, then reported
         else:
-            assert len(downloads) == 4  # the first GET and max_retries (3) more
+            assert len(downloads) == 3  # the first GET and max_retries (2) more
     fault_ledger.record(item, case, f"{rig.downloader}/{rig.kind}", fired, survived=True, bytes_lost=lost)
 
 

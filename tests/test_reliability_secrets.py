@@ -80,12 +80,12 @@ def test_no_secret_in_output_logs_tracebacks_database_or_json(sandbox: Sandbox, 
         assert done.returncode == expect, done.stderr[-3000:]
         return done.stderr
 
-    sandbox.set_faults(server_errors=10)  # Planet down: retries run out, --debug prints the traceback
+    sandbox.set_faults(server_errors=10, retry_after=0)  # Planet down: retries run out, --debug prints the traceback
     failed_search = flowzero("search-scenes", "--geojson", str(SALINAS), *DATES, "--json", expect=1)
     assert "Traceback" in failed_search  # the test sees what --debug shows
     flowzero("--api-key", OTHER_KEY, "search-scenes", "--geojson", str(SALINAS), *DATES, expect=1)
     sandbox.reset_faults()
-    sandbox.set_faults(rate_limit=1)
+    sandbox.set_faults(rate_limit=1, retry_after=0)
     flowzero("submit", "--geojson", str(SALINAS), *DATES, "--cadence", "monthly", "--json", expect=0)
     proxy.deny = True  # S3 refuses the credentials: botocore logs the signed requests at DEBUG
     refused = flowzero("check-order-status", order_id, "--output", f"s3://{s3_bucket.name}/x", "--downloader",
