@@ -17,6 +17,7 @@ use crate::digest::{self, hex_eq, DigestKind, Expected, StreamDigest};
 use crate::failure::Failure;
 use crate::location::Destination;
 use crate::plan::{self, Resume};
+use crate::pool::PartPool;
 use crate::retry::{Jitter, RetryPolicy};
 use crate::sigv4::Credentials;
 use crate::{http, local, s3};
@@ -90,8 +91,8 @@ struct Ctx {
     stop: Arc<watch::Sender<bool>>,
     auth_error: Mutex<Option<String>>,
     progress: Arc<AtomicU64>,
-    /// Parts in flight across the batch, so memory stays near (max_workers + this) x part_size.
-    part_budget: Arc<Semaphore>,
+    /// S3 part buffers of the whole batch (filling or uploading): memory stays within max_workers x part_size.
+    part_pool: Arc<PartPool>,
 }
 
 /// Resolves once the batch is told to stop.
@@ -135,9 +136,8 @@ pub async fn run_batch(
         None
     };
     let gate = Arc::new(Semaphore::new(settings.max_workers.max(1)));
-    let part_budget = Arc::new(Semaphore::new(
-        settings.max_workers.max(settings.part_concurrency).max(1),
-    ));
+    // Two at least, so a lone file can fill its next part while the previous one uploads.
+    let part_pool = PartPool::new(settings.max_workers.max(2));
     let ctx = Arc::new(Ctx {
         http,
         s3,
@@ -145,7 +145,7 @@ pub async fn run_batch(
         stop: stop.clone(),
         auth_error: Mutex::new(None),
         progress,
-        part_budget,
+        part_pool,
     });
     // Jobs start in order: the dispatcher waits for a free worker before starting the next one.
     let mut handles = Vec::with_capacity(jobs.len());
@@ -215,7 +215,7 @@ enum Sink {
 impl Sink {
     async fn write(&mut self, chunk: Bytes) -> Result<(), Failure> {
         match self {
-            Sink::Local(s) => s.write(&chunk).await,
+            Sink::Local(s) => s.write(chunk).await,
             Sink::S3(s) => s.write(chunk).await,
         }
     }
@@ -272,14 +272,14 @@ async fn transfer(ctx: &Ctx, job: &Job) -> Result<JobResult, Failure> {
         Destination::Local(path) => Sink::Local(local::LocalSink::create(path).await?),
         Destination::S3 { bucket, key } => {
             let part = plan::part_size(ctx.settings.part_size, job.size);
-            let (client, budget) = (s3_client(ctx)?, ctx.part_budget.clone());
+            let (client, pool) = (s3_client(ctx)?, ctx.part_pool.clone());
             Sink::S3(s3::Sink::new(
                 client,
                 bucket,
                 key,
                 part,
                 ctx.settings.part_concurrency,
-                budget,
+                pool,
                 &expected,
             ))
         }

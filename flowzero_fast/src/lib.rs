@@ -12,6 +12,7 @@ pub mod jobs;
 pub mod local;
 pub mod location;
 pub mod plan;
+pub mod pool;
 pub mod retry;
 pub mod s3;
 pub mod sigv4;

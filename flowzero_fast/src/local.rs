@@ -1,16 +1,15 @@
 //! Local destinations: write to a temp file beside the target, fsync, rename only once verified.
 
-use std::io::Read;
+use std::io::{IoSlice, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use tokio::io::{AsyncSeekExt, AsyncWriteExt, BufWriter};
+use bytes::Bytes;
 
 use crate::digest::{hex_eq, DigestKind, Expected, StreamDigest};
 use crate::failure::{io, Failure};
 
 const TEMP_PREFIX: &str = ".flowzero-tmp-";
-const WRITE_BUFFER: usize = 1024 * 1024;
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// The temp file for `target`: same folder (so the rename is atomic), name starting with `.flowzero-tmp-`.
@@ -25,10 +24,66 @@ pub fn temp_path_for(target: &Path, unique: u64) -> PathBuf {
     ))
 }
 
+/// Bytes go to the kernel in batches of about this much: one blocking-pool hop per batch, not per chunk.
+const WRITE_BATCH: usize = 1024 * 1024;
+/// Chunks per `writev` call (well under IOV_MAX).
+const MAX_SLICES: usize = 64;
+
+/// A temp file being written. Received chunks are kept as they came (no copy in user space) and written
+/// with `writev` on the blocking pool once about [`WRITE_BATCH`] bytes are waiting.
 pub struct LocalSink {
     target: PathBuf,
     temp: PathBuf,
-    file: Option<BufWriter<tokio::fs::File>>,
+    /// None while a batch is being written on the blocking pool (and after commit).
+    file: Option<std::fs::File>,
+    pending: Vec<Bytes>,
+    pending_len: usize,
+    /// Committed or aborted: nothing left to clean up.
+    done: bool,
+}
+
+fn closed() -> Failure {
+    Failure::Fatal("local sink already closed".into())
+}
+
+fn task_failed(e: tokio::task::JoinError) -> Failure {
+    Failure::Fatal(format!("file task failed: {e}"))
+}
+
+/// Write every chunk, in order, with as few `writev` calls as the kernel allows.
+pub fn write_chunks<W: Write>(out: &mut W, chunks: &[Bytes]) -> std::io::Result<()> {
+    let (mut index, mut offset) = (0usize, 0usize);
+    loop {
+        while index < chunks.len() && offset == chunks[index].len() {
+            index += 1;
+            offset = 0;
+        }
+        if index == chunks.len() {
+            return Ok(());
+        }
+        let slices: Vec<IoSlice<'_>> = std::iter::once(&chunks[index][offset..])
+            .chain(chunks[index + 1..].iter().map(|c| &c[..]))
+            .take(MAX_SLICES)
+            .map(IoSlice::new)
+            .collect();
+        let mut written = match out.write_vectored(&slices) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        while written > 0 {
+            let left = chunks[index].len() - offset;
+            if written >= left {
+                written -= left;
+                index += 1;
+                offset = 0;
+            } else {
+                offset += written;
+                written = 0;
+            }
+        }
+    }
 }
 
 impl LocalSink {
@@ -44,75 +99,97 @@ impl LocalSink {
             .create_new(true)
             .open(&temp)
             .await
-            .map_err(|e| io("create", &temp, &e))?;
+            .map_err(|e| io("create", &temp, &e))?
+            .into_std()
+            .await;
         Ok(LocalSink {
             target: target.to_path_buf(),
             temp,
-            file: Some(BufWriter::with_capacity(WRITE_BUFFER, file)),
+            file: Some(file),
+            pending: Vec::new(),
+            pending_len: 0,
+            done: false,
         })
     }
 
-    fn writer(&mut self) -> Result<&mut BufWriter<tokio::fs::File>, Failure> {
-        self.file
-            .as_mut()
-            .ok_or_else(|| Failure::Fatal("local sink already closed".into()))
+    pub async fn write(&mut self, chunk: Bytes) -> Result<(), Failure> {
+        self.pending_len += chunk.len();
+        self.pending.push(chunk);
+        if self.pending_len >= WRITE_BATCH {
+            self.flush().await?;
+        }
+        Ok(())
     }
 
-    pub async fn write(&mut self, chunk: &[u8]) -> Result<(), Failure> {
-        let temp = self.temp.clone();
-        self.writer()?
-            .write_all(chunk)
-            .await
-            .map_err(|e| io("write", &temp, &e))
+    /// Write what is waiting, on the blocking pool (the file comes back with the outcome).
+    async fn flush(&mut self) -> Result<(), Failure> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let chunks = std::mem::take(&mut self.pending);
+        self.pending_len = 0;
+        let mut file = self.file.take().ok_or_else(closed)?;
+        let (file, outcome) = tokio::task::spawn_blocking(move || {
+            let outcome = write_chunks(&mut file, &chunks);
+            (file, outcome)
+        })
+        .await
+        .map_err(task_failed)?;
+        self.file = Some(file);
+        outcome.map_err(|e| io("write", &self.temp, &e))
     }
 
     /// Start over from byte zero (the source restarted).
     pub async fn reset(&mut self) -> Result<(), Failure> {
-        let temp = self.temp.clone();
-        let writer = self.writer()?;
-        writer.flush().await.map_err(|e| io("write", &temp, &e))?;
-        let file = writer.get_mut();
-        file.set_len(0)
-            .await
-            .map_err(|e| io("truncate", &temp, &e))?;
-        file.seek(std::io::SeekFrom::Start(0))
-            .await
-            .map_err(|e| io("rewind", &temp, &e))?;
-        Ok(())
+        self.pending.clear();
+        self.pending_len = 0;
+        let mut file = self.file.take().ok_or_else(closed)?;
+        let (file, outcome) = tokio::task::spawn_blocking(move || {
+            let outcome = file
+                .set_len(0)
+                .and_then(|_| file.seek(std::io::SeekFrom::Start(0)).map(|_| ()));
+            (file, outcome)
+        })
+        .await
+        .map_err(task_failed)?;
+        self.file = Some(file);
+        outcome.map_err(|e| io("truncate", &self.temp, &e))
     }
 
-    /// Flush, fsync and rename the verified temp file onto the target.
+    /// Write what is left, fsync and rename the verified temp file onto the target.
     pub async fn commit(&mut self) -> Result<(), Failure> {
-        let temp = self.temp.clone();
-        let mut writer = self
-            .file
-            .take()
-            .ok_or_else(|| Failure::Fatal("local sink already closed".into()))?;
-        writer.flush().await.map_err(|e| io("write", &temp, &e))?;
-        let file = writer.into_inner();
-        file.sync_all().await.map_err(|e| io("fsync", &temp, &e))?;
-        drop(file);
-        tokio::fs::rename(&temp, &self.target)
-            .await
-            .map_err(|e| io("rename into place", &self.target, &e))?;
-        if let Some(parent) = self.target.parent().filter(|p| !p.as_os_str().is_empty()) {
-            if let Ok(dir) = tokio::fs::File::open(parent).await {
-                let _ = dir.sync_all().await; // best effort: makes the rename durable
+        self.flush().await?;
+        let file = self.file.take().ok_or_else(closed)?;
+        let (temp, target) = (self.temp.clone(), self.target.clone());
+        tokio::task::spawn_blocking(move || -> Result<(), Failure> {
+            file.sync_all().map_err(|e| io("fsync", &temp, &e))?;
+            drop(file);
+            std::fs::rename(&temp, &target).map_err(|e| io("rename into place", &target, &e))?;
+            if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
+                if let Ok(dir) = std::fs::File::open(parent) {
+                    let _ = dir.sync_all(); // best effort: makes the rename durable
+                }
             }
-        }
+            Ok(())
+        })
+        .await
+        .map_err(task_failed)??;
+        self.done = true;
         Ok(())
     }
 
     /// Remove the temp file; nothing is left behind.
     pub async fn abort(&mut self) {
+        self.pending.clear();
         self.file = None;
         let _ = tokio::fs::remove_file(&self.temp).await;
+        self.done = true;
     }
 }
 
 impl Drop for LocalSink {
     fn drop(&mut self) {
-        if self.file.is_some() {
+        if !self.done {
             let _ = std::fs::remove_file(&self.temp);
         }
     }
@@ -168,5 +245,72 @@ mod tests {
             temp_path_for(Path::new("a.tif"), 1),
             temp_path_for(Path::new("a.tif"), 2)
         );
+    }
+
+    /// A writer that takes at most `limit` bytes per call, like a kernel answering with short writes.
+    struct Dribble {
+        out: Vec<u8>,
+        limit: usize,
+        calls: usize,
+    }
+
+    impl Write for Dribble {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.write_vectored(&[IoSlice::new(buf)])
+        }
+
+        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> std::io::Result<usize> {
+            self.calls += 1;
+            let mut taken = 0;
+            for b in bufs {
+                let n = b.len().min(self.limit - taken);
+                self.out.extend_from_slice(&b[..n]);
+                taken += n;
+                if taken == self.limit {
+                    break;
+                }
+            }
+            Ok(taken)
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn chunks_are_written_whole_and_in_order_despite_short_writes() {
+        let chunks: Vec<Bytes> = (0..200u32)
+            .map(|i| Bytes::from(vec![(i % 251) as u8; (i as usize * 37) % 300]))
+            .collect();
+        let expected: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
+        for limit in [1, 7, 299, 4096, usize::MAX / 2] {
+            let mut out = Dribble {
+                out: Vec::new(),
+                limit,
+                calls: 0,
+            };
+            write_chunks(&mut out, &chunks).unwrap();
+            assert_eq!(out.out, expected, "limit {limit}");
+        }
+        let mut whole = Dribble {
+            out: Vec::new(),
+            limit: usize::MAX / 2,
+            calls: 0,
+        };
+        write_chunks(&mut whole, &chunks).unwrap();
+        assert_eq!(
+            whole.calls,
+            200usize.div_ceil(MAX_SLICES),
+            "one writev per {MAX_SLICES} chunks"
+        );
+        let mut zero = Dribble {
+            out: Vec::new(),
+            limit: 0,
+            calls: 0,
+        };
+        let err = write_chunks(&mut zero, &chunks).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::WriteZero);
+        write_chunks(&mut zero, &[]).unwrap();
     }
 }

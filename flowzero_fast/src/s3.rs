@@ -8,15 +8,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use reqwest::header::HeaderMap;
 use reqwest::Method;
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::digest::{crc32c_append, crc32c_header, hex_eq, DigestKind, Expected};
 use crate::failure::Failure;
 use crate::http::describe;
+use crate::pool::{PartBuffer, PartPool};
 use crate::retry::{retryable_status, Jitter, RetryPolicy};
 use crate::sigv4::{amz_date, authorization, uri_encode, Credentials, Request, UNSIGNED_PAYLOAD};
 
@@ -543,17 +543,18 @@ pub fn complete_body(parts: &[Part]) -> String {
 }
 
 /// Feeds an object from a stream: fills one part at a time and uploads full parts concurrently (at most
-/// `part_concurrency` for this file, and no more than the batch's shared `budget` of parts in flight);
-/// a body smaller than one part becomes a single PutObject at commit.
+/// `part_concurrency` for this file). Part buffers come from the batch's shared [`PartPool`], so the memory
+/// of all the batch's parts, filling or in flight, stays within the pool's capacity. A body smaller than one
+/// part becomes a single PutObject at commit.
 pub struct Sink {
     client: Arc<Client>,
     bucket: String,
     key: String,
     part_size: usize,
     part_concurrency: usize,
-    budget: Arc<Semaphore>,
+    pool: Arc<PartPool>,
     meta: Vec<(String, String)>,
-    buf: BytesMut,
+    buf: Option<PartBuffer>,
     crc: u32,
     upload_id: Option<String>,
     next_part: u32,
@@ -568,7 +569,7 @@ impl Sink {
         key: &str,
         part_size: u64,
         part_concurrency: usize,
-        budget: Arc<Semaphore>,
+        pool: Arc<PartPool>,
         expected: &Expected,
     ) -> Sink {
         let meta = expected
@@ -582,9 +583,9 @@ impl Sink {
             key: key.to_string(),
             part_size: part_size as usize,
             part_concurrency: part_concurrency.max(1),
-            budget,
+            pool,
             meta,
-            buf: BytesMut::new(),
+            buf: None,
             crc: 0,
             upload_id: None,
             next_part: 1,
@@ -595,15 +596,16 @@ impl Sink {
 
     pub async fn write(&mut self, mut chunk: Bytes) -> Result<(), Failure> {
         while !chunk.is_empty() {
-            if self.buf.capacity() == 0 {
-                // Untouched pages of a large allocation cost nothing, so a small file does not pay for this.
-                self.buf.reserve(self.part_size);
-            }
-            let room = self.part_size - self.buf.len();
+            let part_size = self.part_size;
+            let part = match &mut self.buf {
+                Some(part) => part,
+                empty => empty.insert(self.pool.acquire(part_size).await.map_err(Failure::Fatal)?),
+            };
+            let room = part_size - part.buf.len();
             let piece = chunk.split_to(room.min(chunk.len()));
             self.crc = crc32c_append(self.crc, &piece);
-            self.buf.extend_from_slice(&piece);
-            if self.buf.len() == self.part_size {
+            part.buf.extend_from_slice(&piece);
+            if part.buf.len() == part_size {
                 self.ship_part().await?;
             }
         }
@@ -611,8 +613,10 @@ impl Sink {
     }
 
     async fn ship_part(&mut self) -> Result<(), Failure> {
-        let data = self.buf.split().freeze();
-        self.buf = BytesMut::new();
+        let Some(part) = self.buf.take() else {
+            return Ok(());
+        };
+        let shipped = part.ship();
         let crc = std::mem::take(&mut self.crc);
         if self.upload_id.is_none() {
             self.upload_id = Some(
@@ -624,21 +628,17 @@ impl Sink {
         while self.inflight.len() >= self.part_concurrency {
             self.reap_one().await?;
         }
-        let permit = self
-            .budget
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|e| Failure::Fatal(e.to_string()))?;
         let (client, bucket, key) = (self.client.clone(), self.bucket.clone(), self.key.clone());
+        let pool = self.pool.clone();
         let upload_id = self.upload_id.clone().unwrap_or_default();
         let number = self.next_part;
         self.next_part += 1;
         self.inflight.spawn(async move {
-            let _permit = permit; // the part's memory counts against the batch until it is uploaded
-            client
-                .upload_part(&bucket, &key, &upload_id, number, data, crc)
-                .await
+            let outcome = client
+                .upload_part(&bucket, &key, &upload_id, number, shipped.data.clone(), crc)
+                .await;
+            pool.recycle(shipped); // the buffer's memory serves the next part
+            outcome
         });
         Ok(())
     }
@@ -660,12 +660,14 @@ impl Sink {
     pub async fn commit(&mut self, digest_hex: &str, kind: DigestKind) -> Result<(), Failure> {
         match self.upload_id.clone() {
             None => {
-                let body = self.buf.split().freeze();
+                let shipped = self.buf.take().map(PartBuffer::ship);
+                let body = shipped.as_ref().map(|p| p.data.clone()).unwrap_or_default();
                 let mut meta = self.meta.clone();
                 if meta.is_empty() {
                     meta.push((kind.meta_header().to_string(), digest_hex.to_string()));
                 }
-                self.client
+                let outcome = self
+                    .client
                     .put_object(
                         &self.bucket,
                         &self.key,
@@ -673,11 +675,20 @@ impl Sink {
                         std::mem::take(&mut self.crc),
                         &meta,
                     )
-                    .await
+                    .await;
+                if let Some(part) = shipped {
+                    self.pool.recycle(part);
+                }
+                outcome
             }
             Some(upload_id) => {
-                if !self.buf.is_empty() {
-                    self.ship_part().await?;
+                match self.buf.take() {
+                    Some(part) if !part.buf.is_empty() => {
+                        self.buf = Some(part);
+                        self.ship_part().await?;
+                    }
+                    Some(empty) => empty.release(&self.pool),
+                    None => {}
                 }
                 while !self.inflight.is_empty() {
                     self.reap_one().await?;
@@ -698,7 +709,9 @@ impl Sink {
         if let Some(upload_id) = self.upload_id.take() {
             let _ = self.client.abort(&self.bucket, &self.key, &upload_id).await;
         }
-        self.buf = BytesMut::new();
+        if let Some(part) = self.buf.take() {
+            part.release(&self.pool);
+        }
         self.crc = 0;
         self.next_part = 1;
         self.parts.clear();
