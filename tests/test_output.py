@@ -193,11 +193,6 @@ def test_ctrl_c_during_a_search_exits_130_with_one_line(sandbox: Sandbox, tmp_pa
     assert err.strip() == "Interrupted."
 
 
-WAIT_HANGS = ("check_orders (flowzero/delivery/deliver.py) joins its worker threads, which keep polling: "
-              "Ctrl-C during --wait hangs until the order is final")
-
-
-@pytest.mark.xfail(strict=True, raises=subprocess.TimeoutExpired, reason=WAIT_HANGS)
 def test_ctrl_c_during_a_wait_exits_130_with_one_line(sandbox: Sandbox, run: Run, tmp_path: Path) -> None:
     order_id = _json(run("submit", "--geojson", str(SCOTT), *RANGE, "--cadence", "monthly", "--json"))[
         "orders"][0]["order_id"]

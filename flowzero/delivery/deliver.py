@@ -124,8 +124,17 @@ def check_orders(targets: Sequence[tuple[str, Order | None]], planet: Any, store
     if not targets:
         return []
     workers = max(1, min(MAX_CONCURRENT_CHECKS, len(targets)))
-    with ThreadPoolExecutor(workers) as pool:
+    pool = ThreadPoolExecutor(workers)
+    try:
         checked = list(pool.map(lambda t: _check_one(t[0], t[1], planet, settings, say), targets))
+    except KeyboardInterrupt:
+        # Wake the threads polling Planet (--wait) so Ctrl-C ends the run now, not when the orders finish.
+        cancel = getattr(planet, "cancel", None)
+        if cancel is not None:
+            cancel()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
     results = _transfer_all(checked, planet, config, settings, say)
     s3_client = _s3_client_if_needed(checked, config, settings)
     outcomes = [_conclude(c, results.get(c.order_id, []), settings, s3_client) for c in checked]

@@ -9,6 +9,7 @@ authenticates with the API key as the basic-auth user name, retries transient fa
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Callable
@@ -110,7 +111,7 @@ class PlanetClient:
         retry_after_cap: float = 120.0,
         poll_interval: float = 2.0,
         poll_max: float = 30.0,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
@@ -118,6 +119,8 @@ class PlanetClient:
             raise AuthError("no Planet API key", hint="set PL_API_KEY or pass --api-key")
         add_secret(api_key)
         _guard_library_logs()
+        self._cancelled = threading.Event()
+        sleep = self._interruptible_sleep if sleep is None else sleep
         self.api_url = api_url.rstrip("/")
         self.orders_url = orders_url.rstrip("/")
         self.basemaps_url = basemaps_url.rstrip("/")
@@ -134,6 +137,14 @@ class PlanetClient:
             headers={"User-Agent": f"flowzero/{__version__}", "Accept": "application/json"},
             transport=transport,
         )
+
+    def _interruptible_sleep(self, seconds: float) -> None:
+        if self._cancelled.wait(seconds):
+            raise PlanetError("stopped: the run was interrupted")
+
+    def cancel(self) -> None:
+        """Wake every thread sleeping in a poll or a retry backoff and make it stop (used on Ctrl-C)."""
+        self._cancelled.set()
 
     @classmethod
     def from_config(cls, config: Config, **options: Any) -> PlanetClient:
