@@ -33,6 +33,9 @@ from benchmarks.measure import RunFailed, Sample, digest_floor, marginal_cpu, me
 from benchmarks.servers import BenchOrder, RcloneS3, SetupError, place_order, sandbox
 
 MIB = 1024 * 1024
+# Planet's CLI fetches one file at a time, throttled: a few per second. With hundreds of files one run takes
+# minutes, so in the many-small-files workload it runs once (its own figures say so: one run, no spread).
+SLOW_WITH_SMALL_FILES = frozenset({"planet-cli", "planet-cli+s5cmd"})
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -101,11 +104,12 @@ def _measure(ctx: Context, contender: Contender, tag: str) -> Sample:
 
 
 def run_rounds(ctx: Context, single: Context | None, contenders: list[Contender], label: str, rounds: int,
-               warmup: int) -> dict[tuple[str, str], dict[str, Any]]:
+               warmup: int, once: frozenset[str] = frozenset()) -> dict[tuple[str, str], dict[str, Any]]:
     """Interleave the contenders (rotating who goes first), ``warmup`` unmeasured rounds then ``rounds``.
 
     With ``single`` (a one-file order), each contender that is not a limit also moves that one file right after
-    its full run: the difference gives its marginal CPU per MB, apart from its fixed start-up cost.
+    its full run: the difference gives its marginal CPU per MB, apart from its fixed start-up cost. Contenders
+    named in ``once`` run in the first measured round only (no warm-up, no repeat).
     """
     samples: dict[tuple[str, str], list[Sample]] = {(c.destination, c.name): [] for c in contenders}
     ones: dict[tuple[str, str], list[Sample]] = {(c.destination, c.name): [] for c in contenders}
@@ -116,7 +120,7 @@ def run_rounds(ctx: Context, single: Context | None, contenders: list[Contender]
         shift = number % len(contenders)
         for contender in contenders[shift:] + contenders[:shift]:
             key = (contender.destination, contender.name)
-            if key in errors:
+            if key in errors or (contender.name in once and number != warmup):
                 continue
             tag = f"{contender.name}-{contender.destination}-{label}-{number}".replace("+", "-")
             try:
@@ -152,7 +156,8 @@ def run_rounds(ctx: Context, single: Context | None, contenders: list[Contender]
 
 def run_workload(args: argparse.Namespace, s3: RcloneS3 | None, contenders: list[Contender], tools: dict[str, str],
                  work: Path, files: int, size_mib: int, rounds: int, warmup: int,
-                 floor: dict[str, float] | None) -> tuple[dict[str, Any], dict[str, float]]:
+                 floor: dict[str, float] | None, once: frozenset[str] = frozenset(),
+                 ) -> tuple[dict[str, Any], dict[str, float]]:
     """One workload (N files of one size) for every contender; also the digest floor if not yet measured."""
     label = f"{files}x{size_mib}"
     say(f"workload {files} x {size_mib} MiB: preparing the sandbox order")
@@ -168,7 +173,7 @@ def run_workload(args: argparse.Namespace, s3: RcloneS3 | None, contenders: list
         single = None
         if files > 1:  # a one-file order of the same size: the fixed cost of each contender
             single = dataclasses.replace(ctx, order=place_order(sb, 1))
-        medians = run_rounds(ctx, single, contenders, label, rounds, warmup)
+        medians = run_rounds(ctx, single, contenders, label, rounds, warmup, once)
         shutil.rmtree(stage, ignore_errors=True)
     workload: dict[str, Any] = {"name": f"{files} x {size_mib} MiB", "files": files, "size_mib": size_mib,
                                 "bytes": order.image_bytes, "order_bytes": order.all_bytes, "destinations": {}}
@@ -227,9 +232,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{args.warmup} warm-up + {args.repeat} measured rounds")
             workloads = []
             floor: dict[str, float] | None = None
-            for files, size in [(args.files, args.size)] + ([(args.small_files, 1)] if args.small_files else []):
-                workload, floor = run_workload(args, s3, contenders, tools, work, files, size, args.repeat,
-                                               args.warmup, floor)
+            workload, floor = run_workload(args, s3, contenders, tools, work, args.files, args.size, args.repeat,
+                                           args.warmup, floor)
+            workloads.append(workload)
+            if args.small_files:
+                workload, floor = run_workload(args, s3, contenders, tools, work, args.small_files, 1, args.repeat,
+                                               args.warmup, floor, once=SLOW_WITH_SMALL_FILES)
                 workloads.append(workload)
             assert floor is not None
             scaling = run_scaling(args, s3, tools, work, floor) if args.scaling_sizes else []

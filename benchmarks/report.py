@@ -187,7 +187,7 @@ def _rows(block: Mapping[str, Any], source: Mapping[str, Any] | None) -> list[li
         fixed = f"{e['fixed_cpu_s']:.2f}" if "fixed_cpu_s" in e else ""
         rows.append([name, f"{e['mb_s']:.0f}", share, f"{e['wall_s']:.2f}", f"{e['cpu_s']:.2f}",
                      f"{e['cpu_ms_per_mb']:.2f}", net, fixed, f"{e['peak_rss_mib']:.0f}",
-                     f"±{e['spread_pct'] / 2:.0f} %"])
+                     f"±{e['spread_pct'] / 2:.0f} % (n={len(e.get('runs', []))})"])
     return rows
 
 
@@ -292,29 +292,42 @@ def chart(results: Mapping[str, Any], path: Path) -> bool:
         names = [n for n in sorted(entries, key=lambda n: ORDER.index(n) if n in ORDER else 99)
                  if entries[n].get("mb_s")]
         values = [entries[n]["mb_s"] for n in names]
-        bars = ax.barh(names, values, color=[colors.get(entries[n].get("kind", "limit"), "#888") for n in names])
+        # The source limit is often far above the rest: clip its bar so the others stay readable.
+        others = [entries[n]["mb_s"] for n in names if n != "source-limit"]
+        top = max([*others, 1]) * 1.25
+        shown = [min(v, top) for v in values]
+        bars = ax.barh(names, shown, color=[colors.get(entries[n].get("kind", "limit"), "#888") for n in names])
         for bar, name in zip(bars, names):
             e = entries[name]
+            clipped = " (bar cut)" if e["mb_s"] > top else ""
+            net = f", net {e['marginal_cpu_ms_per_mb']:.2f}" if "marginal_cpu_ms_per_mb" in e else ""
             ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2,
-                    f" {e['mb_s']:.0f} MB/s, {e['cpu_ms_per_mb']:.2f} ms/MB", va="center", fontsize=8)
+                    f" {e['mb_s']:.0f} MB/s{clipped}; {e['cpu_ms_per_mb']:.2f} ms/MB{net}", va="center",
+                    fontsize=8)
         if block.get("ceiling_mb_s"):
-            ax.axvline(block["ceiling_mb_s"], color="#c0392b", linestyle="--", linewidth=1)
+            ax.axvline(block["ceiling_mb_s"], color="#c0392b", linestyle="--", linewidth=1,
+                       label=f"ceiling {block['ceiling_mb_s']:.0f} MB/s ({block.get('limited_by')})")
+            ax.legend(fontsize=8, loc="lower right")
         ax.invert_yaxis()
-        ax.set_xlim(0, max([*values, 1]) * 1.55)
-        ax.set_xlabel("MB/s (median)")
+        ax.set_xlim(0, top * 1.9)
+        ax.set_xlabel("MB/s (median); CPU ms per MB: whole process, net of start-up")
         ax.set_title(f"{main['name']} -> {destination}", fontsize=10)
     if scaling:
         ax = axes[0][-1]
+        ax.set_xscale("log", base=2)
         for name, marker in (("fast", "o"), ("threads", "s")):
             points = sorted((p for p in scaling if p["contender"] == name and p.get("peak_rss_mib")),
                             key=lambda p: p["size_mib"])
             if points:
-                ax.plot([p["size_mib"] for p in points], [p["peak_rss_mib"] for p in points], marker=marker,
-                        label=f"{name} peak RSS")
+                sizes, peaks = [p["size_mib"] for p in points], [p["peak_rss_mib"] for p in points]
+                ax.plot(sizes, peaks, marker=marker, label=f"{name} peak RSS")
+                for p in points:
+                    ax.annotate(f"{p.get('mb_s') or 0:.0f} MB/s", (p["size_mib"], p["peak_rss_mib"]),
+                                textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7)
+                ax.set_xticks(sizes, [str(x) for x in sizes])
         settings = results["settings"]
         bound_mib = settings["workers"] * settings["part_size_mib"] + MEMORY_SLACK_MB / 1.048576
         ax.axhline(bound_mib, color="#c0392b", linestyle="--", linewidth=1, label="workers x part + 100 MB")
-        ax.set_xscale("log", base=2)
         ax.set_xlabel("file size (MiB)")
         ax.set_ylabel("peak RSS (MiB)")
         ax.set_ylim(bottom=0)

@@ -1,0 +1,140 @@
+"""The benchmark script (`nox -s bench`) runs end to end on a tiny workload and writes results of the right shape.
+
+This is the only benchmark code in the suite: two 1 MiB files, one round, `fast` and the limit probes, to a real
+rclone S3 endpoint and a local folder. The numbers mean nothing at this size; the plumbing is what is checked.
+Plus the arithmetic that turns measurements into verdicts, on made-up numbers.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks import report
+from benchmarks.measure import Sample, marginal_cpu
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "benchmarks" / "downloaders.py"
+
+pytestmark = pytest.mark.slow  # about ten process start-ups
+
+
+def test_tiny_benchmark_run_writes_json_markdown_and_chart(tmp_path: Path) -> None:
+    out = tmp_path / "results" / "bench.json"
+    work = tmp_path / "work"
+    run = subprocess.run(
+        [sys.executable, str(SCRIPT), "--files", "2", "--size", "1", "--repeat", "1", "--warmup", "0",
+         "--only", "fast", "--json", str(out), "--workdir", str(work)],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    results = json.loads(out.read_text())
+
+    assert results["schema"] == 1
+    assert results["machine"]["nproc"] >= 1 and len(results["machine"]["load_before"]) == 3
+    assert results["settings"]["workers"] == 8 and "rclone" in results["settings"]["s3_server"]
+    assert 0.05 < results["digest_floor"]["sha256_ms_per_mb"] < 20
+
+    (workload,) = results["workloads"]
+    assert (workload["files"], workload["size_mib"], workload["bytes"]) == (2, 1, 2 * 1024 * 1024)
+    assert workload["source_limit"]["mb_s"] > 0
+    assert set(workload["destinations"]) == {"s3", "local"}
+    for destination, block in workload["destinations"].items():
+        contenders = block["contenders"]
+        assert set(contenders) == {"sink-limit", "fast"}, destination
+        for name, entry in contenders.items():
+            assert "error" not in entry, (destination, name, entry.get("error"))
+            assert entry["mb_s"] > 0 and entry["wall_s"] > 0 and entry["cpu_s"] > 0
+            assert 1 < entry["peak_rss_mib"] < 1024
+            assert len(entry["runs"]) == 1
+        fast = contenders["fast"]
+        assert {"marginal_cpu_ms_per_mb", "fixed_cpu_s", "of_ceiling", "cpu_over_floor_ms_per_mb"} <= set(fast)
+        limits = block["limits_mb_s"]
+        assert block["ceiling_mb_s"] == min(limits.values())
+        assert fast["of_ceiling"] == pytest.approx(fast["mb_s"] / block["ceiling_mb_s"], abs=0.001)
+        assert block["ratios"] == {}  # no other downloader ran
+    # The images really arrived and were checked (a failed check would be an "error" above); scratch is kept.
+    assert (work / "logs").is_dir()
+
+    goals = {g["goal"].split(" (")[0]: g for g in results["goals"]}
+    assert goals["local: fast vs planet orders download"]["met"] is None  # planet-cli did not run
+    assert goals["fast peak RSS"]["met"] is True
+    assert all({"goal", "target", "measured", "met", "note"} <= set(g) for g in results["goals"])
+
+    markdown = out.with_suffix(".md").read_text()
+    assert "2 x 1 MiB -> s3" in markdown and "| fast |" in markdown
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bad_arguments_are_one_line_errors(tmp_path: Path) -> None:
+    run = subprocess.run([sys.executable, str(SCRIPT), "--files", "0", "--json", str(tmp_path / "x.json")],
+                         capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert run.returncode == 2
+    assert "Traceback" not in run.stderr and "--files" in run.stderr
+
+
+def _sample(cpu: float, user: float, mib: int) -> Sample:
+    return Sample(wall_s=1.0, cpu_s=cpu, peak_rss_mib=50, bytes=mib * 1024 * 1024, user_s=user, sys_s=cpu - user)
+
+
+def test_marginal_cpu_separates_start_up_from_per_megabyte_cost() -> None:
+    # 0.5 s to start, then 1.5 ms per MB (1.0 user + 0.5 kernel): a 1-file and a 16-file run of 64 MiB files.
+    def run(mib: int) -> Sample:
+        mb = mib * 1.048576
+        return _sample(0.5 + mb * 1.5e-3, 0.4 + mb * 1.0e-3, mib)
+
+    figures = marginal_cpu([run(1024), run(1024)], [run(64), run(64)])
+    assert figures["marginal_cpu_ms_per_mb"] == pytest.approx(1.5, abs=1e-3)
+    assert figures["marginal_user_ms_per_mb"] == pytest.approx(1.0, abs=1e-3)
+    assert figures["marginal_sys_ms_per_mb"] == pytest.approx(0.5, abs=1e-3)
+    assert figures["fixed_cpu_s"] == pytest.approx(0.5, abs=1e-3)
+    assert marginal_cpu([run(64)], [run(64)]) == {}  # one file only: nothing to tell apart
+
+
+def _results(fast: float, s5cmd: float, threads: float, planet: float, sink: float, fast_net: float,
+             peaks: list[float]) -> dict:
+    floor = {"sha256_ms_per_mb": 0.6}
+
+    def entry(kind: str, mb_s: float, net: float = 2.0, rss: float = 100.0) -> dict:
+        return {"kind": kind, "mb_s": mb_s, "cpu_ms_per_mb": net + 0.5, "marginal_cpu_ms_per_mb": net,
+                "marginal_user_ms_per_mb": net - 0.5, "marginal_sys_ms_per_mb": 0.5, "peak_rss_mib": rss}
+
+    s3 = {"contenders": {"sink-limit": entry("limit", sink), "fast": entry("flowzero", fast, fast_net, peaks[0]),
+                         "s5cmd": entry("flowzero", s5cmd), "threads": entry("flowzero", threads)}}
+    local = {"contenders": {"sink-limit": entry("limit", 900), "fast": entry("flowzero", 500, fast_net, peaks[0]),
+                            "planet-cli": entry("peer", planet)}}
+    source = entry("limit", 2000)
+    for block in (s3, local):
+        report.add_ceiling_and_ratios(block, source, floor)
+    scaling = [{"contender": "fast", "size_mib": size, "peak_rss_mib": peak, "destination": "s3"}
+               for size, peak in zip((8, 64, 256, 1024), peaks)]
+    return {"workloads": [{"destinations": {"s3": s3, "local": local}, "source_limit": source}],
+            "digest_floor": floor, "settings": {"workers": 8, "part_size_mib": 16}, "scaling": scaling}
+
+
+def test_goals_are_judged_from_the_numbers() -> None:
+    good = report.goals(_results(fast=400, s5cmd=200, threads=150, planet=100, sink=450, fast_net=0.9,
+                                 peaks=[150, 160, 165, 170]))
+    # Met, except the whole-process CPU (start-up included: 0.8 ms/MB over the floor).
+    assert [g["met"] for g in good] == [True, True, True, True, True, False, True, False, True, True]
+    bad = report.goals(_results(fast=300, s5cmd=250, threads=200, planet=250, sink=450, fast_net=1.2,
+                                peaks=[150, 160, 230, 260]))
+    verdicts = {g["goal"].split(" (")[0]: g["met"] for g in bad}
+    assert verdicts == {
+        "S3: fast vs the s5cmd downloader": False,  # 1.2x
+        "S3: fast vs the threads downloader": False,  # 1.5x
+        "S3: fast vs the ceiling": False,  # 300 of 450
+        "local: fast vs planet orders download": True,  # 2x
+        "S3: fast client CPU per MB": False,
+        "S3: the same, whole process": False,
+        "local: fast client CPU per MB": False,
+        "local: the same, whole process": False,
+        "fast peak RSS": False,  # 260 MiB > 8 x 16 MiB + 100 MB
+        "fast peak RSS flat as files grow": False,  # 260 / 160
+    }
