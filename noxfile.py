@@ -44,8 +44,11 @@ def install_project(session: nox.Session) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The whole test suite (pytest, plus `cargo test` for the Rust core's pure parts)."""
+    """The whole suite: ruff, `cargo test` for the Rust core's pure parts, then pytest (posargs go to pytest)."""
     install_project(session)
+    if not session.posargs:  # the full run also keeps the tree lint-clean
+        session.install("ruff")
+        session.run("ruff", "check", ".")
     session.run("cargo", "test", "--quiet", "--lib", "--no-default-features", external=True)
     session.run("pytest", *(session.posargs or ["-q"]))
 
