@@ -7,8 +7,9 @@ Every entry becomes ONE subprocess per run (see measure.py), so each has its own
 - ``planet-cli``: Planet's ``planet orders download --checksum SHA256`` (local); ``planet-cli+s5cmd``: that, then
   ``s5cmd cp`` of the folder to S3, what a user would script by hand.
 - ``source-limit``: parallel raw GETs of the same files to /dev/null (curl; no disk, no digest).
-- ``sink-limit``: S3: ``s5cmd cp`` of the same bytes already on local disk; local: writing them from memory
-  (temp file, fsync, rename), see sinkwrite.py.
+- ``sink-limit``: S3: ``s5cmd cp`` of the same bytes already on local disk, and ``sink-limit-put``: raw
+  parallel PUTs of them (curl, SigV4); local: writing them from memory (temp file, fsync, rename), see
+  sinkwrite.py.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks.servers import API_KEY, BUCKET, BenchOrder, RcloneS3, find_tool
+from benchmarks.servers import API_KEY, BUCKET, S3_KEY_ID, S3_REGION, S3_SECRET, BenchOrder, RcloneS3, find_tool
 
 PLANET_MAIN = "import sys; from planet.cli.cli import main; sys.exit(main())"
 HERE = Path(__file__).resolve().parent
@@ -206,6 +207,26 @@ def _sink_limit_s3(ctx: Context, tag: str) -> Run:
     return Run(argv, ctx.base_env(), folder, lambda: check_images(folder, ctx.order), _remover(folder))
 
 
+def _sink_limit_put(ctx: Context, tag: str) -> Run:
+    """W parallel raw PUTs (curl, SigV4) of the same bytes already on local disk: no multipart, no digest."""
+    assert ctx.s3 is not None
+    output, folder = _s3_target(ctx, tag)
+    bucket_url = f"{ctx.s3.url}/{output[len('s3://'):]}"
+    config = ctx.work / f"{tag}.curl"
+    lines = [f'user = "{S3_KEY_ID}:{S3_SECRET}"\n']
+    lines += [f'upload-file = "{ctx.stage / image["name"]}"\nurl = "{bucket_url}/{image["name"]}"\n'
+              f'output = "/dev/null"\n' for image in ctx.order.images]
+    config.write_text("".join(lines))
+    config.chmod(0o600)  # it holds the (benchmark-only) S3 secret
+    argv = [ctx.tools["curl"], "--silent", "--show-error", "--fail", "--parallel", "--parallel-max",
+            str(ctx.workers), "--aws-sigv4", f"aws:amz:{S3_REGION}:s3", "--config", str(config)]
+
+    def cleanup() -> None:
+        config.unlink(missing_ok=True)
+        shutil.rmtree(folder, ignore_errors=True)
+    return Run(argv, ctx.base_env(), folder, lambda: check_images(folder, ctx.order), cleanup)
+
+
 def _sink_limit_local(ctx: Context, tag: str) -> Run:
     folder = ctx.work / "out" / tag
     size = int(ctx.order.images[0]["size"])
@@ -226,6 +247,8 @@ CONTENDERS: tuple[Contender, ...] = (
               "parallel raw GETs from the sandbox to /dev/null"),
     Contender("sink-limit", "s3", "limit", ("s5cmd",), _sink_limit_s3,
               "s5cmd cp of the same bytes already on local disk"),
+    Contender("sink-limit-put", "s3", "limit", ("curl",), _sink_limit_put,
+              "parallel raw PUTs (curl --aws-sigv4) of the same bytes already on local disk"),
     Contender("fast", "s3", "flowzero", (), _flowzero("fast", "s3"), "flowzero --downloader fast"),
     Contender("s5cmd", "s3", "flowzero", ("s5cmd",), _flowzero("s5cmd", "s3"), "flowzero --downloader s5cmd"),
     Contender("threads", "s3", "flowzero", (), _flowzero("threads", "s3"), "flowzero --downloader threads"),

@@ -107,9 +107,10 @@ def marginal_cpu(full: Sequence[Sample], one: Sequence[Sample]) -> dict[str, flo
     """CPU per MB net of fixed costs, from pairs of runs (all files, then one file) of the same contender.
 
     Per round: marginal = (cpu_all - cpu_one) / (MB_all - MB_one) and fixed = cpu_one - MB_one * marginal
-    (interpreter start-up, imports, clients, the order lookup); medians over the rounds.
+    (interpreter start-up, imports, clients, the order lookup); the sustained rate is likewise
+    (MB_all - MB_one) / (wall_all - wall_one). Medians over the rounds.
     """
-    marginal, user, system, fixed = [], [], [], []
+    marginal, user, system, fixed, sustained = [], [], [], [], []
     for a, b in zip(full, one):
         extra_mb = (a.bytes - b.bytes) / MB
         if extra_mb <= 0:
@@ -119,12 +120,17 @@ def marginal_cpu(full: Sequence[Sample], one: Sequence[Sample]) -> dict[str, flo
         user.append((a.user_s - b.user_s) / extra_mb * 1000)
         system.append((a.sys_s - b.sys_s) / extra_mb * 1000)
         fixed.append(b.cpu_s - b.bytes / MB * rate)
+        if a.wall_s > b.wall_s:
+            sustained.append(extra_mb / (a.wall_s - b.wall_s))
     if not marginal:
         return {}
-    return {"marginal_cpu_ms_per_mb": round(statistics.median(marginal), 3),
-            "marginal_user_ms_per_mb": round(statistics.median(user), 3),
-            "marginal_sys_ms_per_mb": round(statistics.median(system), 3),
-            "fixed_cpu_s": round(statistics.median(fixed), 3)}
+    figures = {"marginal_cpu_ms_per_mb": round(statistics.median(marginal), 3),
+               "marginal_user_ms_per_mb": round(statistics.median(user), 3),
+               "marginal_sys_ms_per_mb": round(statistics.median(system), 3),
+               "fixed_cpu_s": round(statistics.median(fixed), 3)}
+    if sustained:  # the rate once started: what a large order approaches
+        figures["sustained_mb_s"] = round(statistics.median(sustained), 1)
+    return figures
 
 
 def _spread(samples: Sequence[Sample]) -> float:

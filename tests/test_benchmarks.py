@@ -46,7 +46,8 @@ def test_tiny_benchmark_run_writes_json_markdown_and_chart(tmp_path: Path) -> No
     assert set(workload["destinations"]) == {"s3", "local"}
     for destination, block in workload["destinations"].items():
         contenders = block["contenders"]
-        assert set(contenders) == {"sink-limit", "fast"}, destination
+        limits = {"s3": {"sink-limit", "sink-limit-put"}, "local": {"sink-limit"}}[destination]
+        assert set(contenders) == {*limits, "fast"}, destination
         for name, entry in contenders.items():
             assert "error" not in entry, (destination, name, entry.get("error"))
             assert entry["mb_s"] > 0 and entry["wall_s"] > 0 and entry["cpu_s"] > 0
@@ -54,8 +55,9 @@ def test_tiny_benchmark_run_writes_json_markdown_and_chart(tmp_path: Path) -> No
             assert len(entry["runs"]) == 1
         fast = contenders["fast"]
         assert {"marginal_cpu_ms_per_mb", "fixed_cpu_s", "of_ceiling", "cpu_over_floor_ms_per_mb"} <= set(fast)
-        limits = block["limits_mb_s"]
-        assert block["ceiling_mb_s"] == min(limits.values())
+        sinks = [contenders[name]["mb_s"] for name in limits]
+        assert block["limits_mb_s"] == {"source": workload["source_limit"]["mb_s"], "sink": max(sinks)}
+        assert block["ceiling_mb_s"] == min(block["limits_mb_s"].values())
         assert fast["of_ceiling"] == pytest.approx(fast["mb_s"] / block["ceiling_mb_s"], abs=0.001)
         assert block["ratios"] == {}  # no other downloader ran
     # The images really arrived and were checked (a failed check would be an "error" above); scratch is kept.
@@ -84,16 +86,20 @@ def _sample(cpu: float, user: float, mib: int) -> Sample:
 
 
 def test_marginal_cpu_separates_start_up_from_per_megabyte_cost() -> None:
-    # 0.5 s to start, then 1.5 ms per MB (1.0 user + 0.5 kernel): a 1-file and a 16-file run of 64 MiB files.
+    # 0.5 s to start, then 1.5 ms per MB (1.0 user + 0.5 kernel) at 400 MB/s after 0.8 s of wall time:
+    # a 1-file and a 16-file run of 64 MiB files.
     def run(mib: int) -> Sample:
         mb = mib * 1.048576
-        return _sample(0.5 + mb * 1.5e-3, 0.4 + mb * 1.0e-3, mib)
+        sample = _sample(0.5 + mb * 1.5e-3, 0.4 + mb * 1.0e-3, mib)
+        sample.wall_s = 0.8 + mb / 400
+        return sample
 
     figures = marginal_cpu([run(1024), run(1024)], [run(64), run(64)])
     assert figures["marginal_cpu_ms_per_mb"] == pytest.approx(1.5, abs=1e-3)
     assert figures["marginal_user_ms_per_mb"] == pytest.approx(1.0, abs=1e-3)
     assert figures["marginal_sys_ms_per_mb"] == pytest.approx(0.5, abs=1e-3)
     assert figures["fixed_cpu_s"] == pytest.approx(0.5, abs=1e-3)
+    assert figures["sustained_mb_s"] == pytest.approx(400, abs=0.1)
     assert marginal_cpu([run(64)], [run(64)]) == {}  # one file only: nothing to tell apart
 
 
