@@ -249,7 +249,9 @@ def test_draw_name_save_and_confirm_overwrite_in_chromium(editor: tuple[str, Pat
     assert feature["properties"]["name"] == NAME
     assert feature["properties"]["area_sqkm"] == pytest.approx(true_km2, rel=1e-6)
     assert shown_km2 == pytest.approx(true_km2, rel=0.01)  # the page's spherical area while drawing
-    assert NAME in browser.text("message") and NAME in browser.text("aoi-list")
+    assert NAME in browser.text("message")
+    # The list of saved AOIs is refreshed by a second request after the save: wait for it, don't race it.
+    browser.wait_for(f"document.getElementById('aoi-list').textContent.includes({json.dumps(NAME)})")
     first_save = target.read_text()
 
     # A rectangle under the same name: the page asks first; keeping the old one writes nothing.
