@@ -63,3 +63,38 @@ def transfer(
     Raises CredentialsError when S3 credentials are missing or refused, TransferError when the batch
     cannot run.
     """
+
+@final
+class S3Objects:
+    """The small S3 requests a delivery makes beside its transfers, with the credentials, endpoint, signer and
+    retries of :func:`transfer` (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN; region and
+    endpoint from the arguments, else AWS_REGION / AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL).
+
+    Raises CredentialsError when there are no credentials or S3 refuses them, TransferError for other failures.
+    """
+
+    def __init__(
+        self,
+        *,
+        region: Optional[str] = None,
+        endpoint_url: Optional[str] = None,
+        timeout: float = 60.0,
+        max_retries: int = 5,
+        retry_base_delay: float = 0.25,
+    ) -> None: ...
+    def head(self, bucket: str, key: str) -> Optional[dict[str, str]]:
+        """The object's headers (lower-case names), or None when there is no such object."""
+    def put(
+        self,
+        bucket: str,
+        key: str,
+        data: bytes,
+        *,
+        content_type: str = "application/octet-stream",
+        metadata: Optional[dict[str, str]] = None,
+    ) -> None:
+        """PUT a small object in one request, with a CRC32C checksum and ``x-amz-meta-*`` metadata."""
+    def list_uploads(self, bucket: str, prefix: str) -> list[tuple[str, str, str]]:
+        """Incomplete multipart uploads under ``prefix``: (key, upload id, initiated as ISO 8601)."""
+    def abort(self, bucket: str, key: str, upload_id: str) -> None:
+        """Abort one multipart upload (one already gone is not an error)."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -173,6 +175,31 @@ def test_s3_delivery(planet: Any, store: Any, db_path: Path, s3_bucket: S3Bucket
     again = json.loads(invoke(db_path, "check-order-status", order_id, "--output",
                               f"s3://{s3_bucket.name}", "--json", *extra).stdout)
     assert (again["downloaded"], again["skipped"]) == (0, 3)
+
+
+def test_fast_s3_delivery_never_loads_boto3(planet: Any, store: Any, db_path: Path, s3_bucket: S3Bucket) -> None:
+    """The Rust core moves the files, writes metadata.json and cleans up: boto3's start-up is not paid."""
+    order_id = place_order(planet, store, ITEMS[:2])
+    command = [sys.executable, "-X", "importtime", "-m", "flowzero", "--database-path", str(db_path),
+               "check-order-status", order_id, "--output", f"s3://{s3_bucket.name}/r", "--downloader", "fast",
+               "--json"]
+
+    for downloaded in (2, 0):  # the rerun checks what is there (HEAD) and skips it
+        run = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr[-2000:]
+        assert json.loads(run.stdout)["downloaded"] == downloaded
+        imported = {line.rsplit("|", 1)[-1].strip() for line in run.stderr.splitlines()
+                    if line.startswith("import time:")}
+        assert "flowzero._fast" in imported and "json" in imported  # the importtime listing is there
+        assert not {name for name in imported if name.split(".")[0] in ("boto3", "botocore")}
+    expected = served_images(planet, order_id)
+    assert s3_bucket.keys() == sorted([f"r/{FOLDER}/{n}" for n in expected] + [f"r/{FOLDER}/metadata.json"])
+    for name, data in expected.items():
+        assert s3_bucket.get(f"r/{FOLDER}/{name}") == data
+    head = s3_bucket.client.head_object(Bucket=s3_bucket.name, Key=f"r/{FOLDER}/metadata.json")
+    document = s3_bucket.get(f"r/{FOLDER}/metadata.json")
+    assert head["Metadata"]["sha256"] == hashlib.sha256(document).hexdigest()
+    assert json.loads(document)["id"] == order_id
 
 
 def test_s3_prefix_and_resumed_downloads(planet: Any, store: Any, db_path: Path, s3_bucket: S3Bucket,

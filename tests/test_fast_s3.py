@@ -214,7 +214,7 @@ class FakeS3:
                 if self.command != "HEAD":
                     self.wfile.write(payload)
 
-            do_HEAD = do_PUT = do_POST = do_DELETE = _answer
+            do_HEAD = do_GET = do_PUT = do_POST = do_DELETE = _answer
 
         return Handler
 
@@ -304,3 +304,26 @@ def test_endpoint_refusing_checksums_gets_plain_uploads(fileserver: FileServer, 
     puts = [{k.lower() for k in r["headers"]} for r in fake_s3.requests if r["method"] == "PUT"]
     assert len(puts) == 2
     assert "x-amz-checksum-crc32c" in puts[0] and "x-amz-checksum-crc32c" not in puts[1]
+
+
+def _uploads_page(uploads: list[tuple[str, str]], next_marker: tuple[str, str] | None) -> str:
+    entries = "".join(f"<Upload><Key>{k}</Key><UploadId>{u}</UploadId>"
+                      f"<Initiated>2026-11-24T10:00:00.000Z</Initiated></Upload>" for k, u in uploads)
+    more = (f"<IsTruncated>true</IsTruncated><NextKeyMarker>{next_marker[0]}</NextKeyMarker>"
+            f"<NextUploadIdMarker>{next_marker[1]}</NextUploadIdMarker>") if next_marker else ""
+    return f"<ListMultipartUploadsResult>{more}{entries}</ListMultipartUploadsResult>"
+
+
+def test_upload_listing_follows_every_page(fake_s3: FakeS3) -> None:
+    """moto never truncates ListMultipartUploads, so the paging is checked against scripted pages."""
+    from flowzero import _fast
+
+    fake_s3.script = [(200, _uploads_page([("a/1.tif", "u1"), ("a/R&amp;D.tif", "u2")], ("a/R&amp;D.tif", "u2"))),
+                      (200, _uploads_page([("a/3.tif", "u3")], None))]
+    objects = _fast.S3Objects(endpoint_url=fake_s3.url, region="us-east-1")
+    listed = objects.list_uploads("bkt", "a/")
+    assert listed == [("a/1.tif", "u1", "2026-11-24T10:00:00.000Z"), ("a/R&D.tif", "u2", "2026-11-24T10:00:00.000Z"),
+                      ("a/3.tif", "u3", "2026-11-24T10:00:00.000Z")]
+    first, second = (r["path"] for r in fake_s3.requests)
+    assert first.startswith("/bkt?") and "uploads=" in first and "prefix=a%2F" in first
+    assert "key-marker=a%2FR%26D.tif" in second and "upload-id-marker=u2" in second

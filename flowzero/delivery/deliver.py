@@ -7,6 +7,7 @@ progress bar, one s5cmd invocation), then each order gets its outcome and its ro
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from flowzero.delivery.jobs import UNKNOWN_AOI, DeliveryPlan, metadata_document,
 from flowzero.delivery.leftovers import DeliveryLock
 from flowzero.delivery.manifest import Manifest, manifest_link, parse_manifest
 from flowzero.delivery.progress import TransferProgress
+from flowzero.delivery.s3requests import S3Requests, s3_requests
 from flowzero.downloaders.verify import EXPIRED_MARK
 from flowzero.errors import FlowzeroError
 from flowzero.models import FINAL_STATES, ORDER_STATES, Order, TransferJob, TransferResult
@@ -135,9 +137,9 @@ def check_orders(targets: Sequence[tuple[str, Order | None]], planet: Any, store
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown()
-    results = _transfer_all(checked, planet, config, settings, say)
-    s3_client = _s3_client_if_needed(checked, config, settings)
-    outcomes = [_conclude(c, results.get(c.order_id, []), settings, s3_client) for c in checked]
+    s3 = functools.cache(lambda: s3_requests(config, settings.downloader))  # made once, only if needed
+    results = _transfer_all(checked, planet, config, settings, s3, say)
+    outcomes = [_conclude(c, results.get(c.order_id, []), settings, s3) for c in checked]
     outcomes = deliver_cloud_orders(checked, outcomes, planet, config, settings, say)
     for outcome, item in zip(outcomes, checked):
         _record(store, item, outcome)
@@ -188,7 +190,7 @@ def make_downloader(name: str, config: Any, overwrite: bool, progress: Any) -> A
 
 
 def _transfer_all(checked: Sequence[_Checked], planet: Any, config: Any, settings: DeliverySettings,
-                  say: Say) -> dict[str, list[TransferResult]]:
+                  s3: Callable[[], S3Requests], say: Say) -> dict[str, list[TransferResult]]:
     """Every deliverable order's jobs in ONE downloader run, then one more for files whose links expired."""
     plans = [c.plan for c in checked if c.plan is not None and c.plan.jobs]
     jobs = [job for plan in plans for job in plan.jobs]
@@ -196,7 +198,7 @@ def _transfer_all(checked: Sequence[_Checked], planet: Any, config: Any, setting
         return {}
     where = settings.destination.describe() if settings.destination else "?"
     say(f"delivering {len(jobs)} file(s) of {len(plans)} order(s) to {where} with '{settings.downloader}'")
-    with DeliveryLock(settings.destination, [p.folder for p in plans], config, say), \
+    with DeliveryLock(settings.destination, [p.folder for p in plans], s3, say), \
             TransferProgress(settings.show_progress) as progress:  # the lock also cleans killed runs' leftovers
         progress.add(sum(job.size or 0 for job in jobs), len(jobs))
         results = _run_downloader(jobs, config, settings, progress)
@@ -252,18 +254,8 @@ def _retry_expired(checked: Sequence[_Checked], by_order: dict[str, list[Transfe
             by_order[item.order_id][i] = next(results)
 
 
-def _s3_client_if_needed(checked: Sequence[_Checked], config: Any, settings: DeliverySettings) -> Any:
-    if settings.destination is None or not settings.destination.is_s3:
-        return None
-    if not any(c.plan is not None for c in checked):
-        return None
-    from flowzero.delivery.s3 import client_from_config
-
-    return client_from_config(config)
-
-
 def _conclude(item: _Checked, results: list[TransferResult], settings: DeliverySettings,
-              s3_client: Any) -> OrderOutcome:
+              s3: Callable[[], S3Requests]) -> OrderOutcome:
     aoi = item.record.aoi_name if item.record else UNKNOWN_AOI
     if item.error is not None or item.order_json is None:
         return OrderOutcome(item.order_id, aoi, "unknown", "error", message=item.error or "no answer")
@@ -286,11 +278,12 @@ def _conclude(item: _Checked, results: list[TransferResult], settings: DeliveryS
         if item.plan is None and settings.destination is None:
             outcome.message = "finished; use --output to download it"
         return outcome
-    return _conclude_delivery(outcome, item.plan, results, order_json, settings.destination, s3_client)
+    return _conclude_delivery(outcome, item.plan, results, order_json, settings.destination, s3)
 
 
 def _conclude_delivery(outcome: OrderOutcome, plan: DeliveryPlan, results: list[TransferResult],
-                       order_json: dict[str, Any], destination: Destination, s3_client: Any) -> OrderOutcome:
+                       order_json: dict[str, Any], destination: Destination,
+                       s3: Callable[[], S3Requests]) -> OrderOutcome:
     outcome.destination = destination.describe()
     outcome.missing = list(plan.missing)
     for result, key in zip(results, plan.keys):
@@ -307,7 +300,8 @@ def _conclude_delivery(outcome: OrderOutcome, plan: DeliveryPlan, results: list[
         outcome.category = "incomplete"
         return outcome
     try:
-        write_document(destination, plan.metadata_key, metadata_document(order_json), s3_client)
+        requests = s3() if destination.is_s3 else None
+        write_document(destination, plan.metadata_key, metadata_document(order_json), requests)
     except Exception as exc:
         error = redact(f"{type(exc).__name__}: {exc}")
         outcome.failed_files.append({"file": plan.metadata_key, "error": error})

@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flowzero.delivery.layout import join_key, split_result_name
 from flowzero.errors import ConfigError, UsageError
+
+if TYPE_CHECKING:
+    from flowzero.delivery.s3requests import S3Requests
 
 
 @dataclass(frozen=True)
@@ -61,8 +64,11 @@ def parse_output(output: str, config: Any) -> Destination:
     return Destination("local", os.path.abspath(os.path.expanduser(value)))
 
 
-def write_document(destination: Destination, key: str, data: bytes, s3_client: Any = None) -> bool:
-    """Write a small file (metadata.json) atomically; False when an identical copy is already there."""
+def write_document(destination: Destination, key: str, data: bytes, s3: S3Requests | None = None) -> bool:
+    """Write a small file (metadata.json) atomically; False when an identical copy is already there.
+
+    ``s3`` makes the requests for an S3 destination (see :mod:`flowzero.delivery.s3requests`).
+    """
     import hashlib
 
     from flowzero.downloaders.sinks import LocalSink
@@ -72,15 +78,16 @@ def write_document(destination: Destination, key: str, data: bytes, s3_client: A
     if destination.is_s3:
         from flowzero.delivery.s3 import split_s3_url
 
+        if s3 is None:
+            raise ValueError("an S3 destination needs S3 requests")
         bucket, object_key = split_s3_url(target)
         try:
-            head = s3_client.head_object(Bucket=bucket, Key=object_key)
-        except Exception:
-            head = None
-        if head and (head.get("Metadata") or {}).get("sha256") == digest:
+            present = s3.head_metadata(bucket, object_key)
+        except Exception:  # e.g. a key allowed to PutObject but not to read: just write it
+            present = None
+        if (present or {}).get("sha256") == digest:
             return False
-        s3_client.put_object(Bucket=bucket, Key=object_key, Body=data, ContentType="application/json",
-                             Metadata={"sha256": digest})
+        s3.put_document(bucket, object_key, data, "application/json", {"sha256": digest})
         return True
     try:
         with open(target, "rb") as handle:

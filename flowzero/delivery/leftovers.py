@@ -21,9 +21,12 @@ import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from flowzero.delivery.layout import join_key
+
+if TYPE_CHECKING:
+    from flowzero.delivery.s3requests import S3Requests
 
 TEMP_PREFIX = ".flowzero-tmp-"
 # .flowzero-tmp-<name>.<pid>.<random> (fast) or the same plus .part (threads, s5cmd staging)
@@ -74,33 +77,31 @@ def remove_stale_temp_files(folders: Sequence[str]) -> list[str]:
     return removed
 
 
-def abort_stale_uploads(client: Any, bucket: str, prefixes: Sequence[str], started: dt.datetime) -> list[str]:
+def abort_stale_uploads(s3: S3Requests, bucket: str, prefixes: Sequence[str], started: dt.datetime) -> list[str]:
     """Abort the incomplete multipart uploads under ``prefixes`` begun before ``started``; returns their keys."""
     aborted = []
     for prefix in prefixes:
-        paginator = client.get_paginator("list_multipart_uploads")
-        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-            for upload in page.get("Uploads", []) or []:
-                initiated = upload.get("Initiated")
-                if isinstance(initiated, dt.datetime) and initiated.tzinfo and initiated >= started:
-                    continue
-                client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
-                aborted.append(upload["Key"])
+        for key, upload_id, initiated in s3.uploads(bucket, prefix):
+            if initiated is not None and initiated >= started:
+                continue
+            s3.abort_upload(bucket, key, upload_id)
+            aborted.append(key)
     return aborted
 
 
 class DeliveryLock:
     """Held for a whole delivery run; cleans the leftovers of killed runs when it is the only run.
 
-    ``folders`` are the destination folders (relative keys) the run writes to. Failing to lock or to clean never
-    stops a delivery: the run goes on and says what it could not do.
+    ``folders`` are the destination folders (relative keys) the run writes to; ``s3`` gives the requests that
+    list and abort uploads on an S3 destination (without it, uploads are left alone). Failing to lock or to
+    clean never stops a delivery: the run goes on and says what it could not do.
     """
 
-    def __init__(self, destination: Any, folders: Sequence[str], config: Any = None,
+    def __init__(self, destination: Any, folders: Sequence[str], s3: Callable[[], S3Requests] | None = None,
                  say: Callable[[str], None] | None = None) -> None:
         self.destination = destination
         self.folders = sorted(set(folders))
-        self.config = config
+        self.s3 = s3
         self.say = say or (lambda _message: None)
         self.started = dt.datetime.now(dt.timezone.utc)
         self.exclusive = False
@@ -141,11 +142,10 @@ class DeliveryLock:
     def _clean(self) -> list[str]:
         dest = self.destination
         if dest.is_s3:
-            from flowzero.delivery.s3 import client_from_config, make_s3_client
-
-            client = client_from_config(self.config) if self.config is not None else make_s3_client()
+            if self.s3 is None:
+                return []
             prefixes = [join_key(dest.prefix, folder).rstrip("/") + "/" for folder in self.folders]
-            return abort_stale_uploads(client, dest.root, prefixes, self.started)
+            return abort_stale_uploads(self.s3(), dest.root, prefixes, self.started)
         return remove_stale_temp_files([dest.target(folder) for folder in self.folders])
 
 

@@ -113,25 +113,7 @@ pub async fn run_batch(
     let http = http::client(settings.timeout, settings.max_workers).map_err(BatchError::Setup)?;
     let wants_s3 = jobs.iter().any(|j| j.destination.starts_with("s3://"));
     let s3 = if wants_s3 {
-        let env = |name: &str| std::env::var(name).ok();
-        let creds = Credentials::from_lookup(env).ok_or_else(|| {
-            BatchError::Credentials(
-                "no AWS credentials for the S3 destination: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY".into(),
-            )
-        })?;
-        let (region, endpoint) = s3::resolve_region_endpoint(
-            settings.region.as_deref(),
-            settings.endpoint_url.as_deref(),
-            env,
-        );
-        Some(Arc::new(s3::Client::new(
-            http.clone(),
-            endpoint,
-            region,
-            creds,
-            settings.retry,
-            settings.s3_checksums,
-        )))
+        Some(Arc::new(s3_from_env(http.clone(), &settings)?))
     } else {
         None
     };
@@ -177,6 +159,29 @@ pub async fn run_batch(
         return Err(BatchError::Cancelled);
     }
     Ok(results)
+}
+
+/// The S3 client of a batch: credentials, region and endpoint the way the AWS tools take them.
+pub fn s3_from_env(http: reqwest::Client, settings: &Settings) -> Result<s3::Client, BatchError> {
+    let env = |name: &str| std::env::var(name).ok();
+    let creds = Credentials::from_lookup(env).ok_or_else(|| {
+        BatchError::Credentials(
+            "no AWS credentials for the S3 destination: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY".into(),
+        )
+    })?;
+    let (region, endpoint) = s3::resolve_region_endpoint(
+        settings.region.as_deref(),
+        settings.endpoint_url.as_deref(),
+        env,
+    );
+    Ok(s3::Client::new(
+        http,
+        endpoint,
+        region,
+        creds,
+        settings.retry,
+        settings.s3_checksums,
+    ))
 }
 
 fn failed(failure: Failure, seconds: f64) -> JobResult {

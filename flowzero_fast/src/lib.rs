@@ -19,6 +19,7 @@ pub mod sigv4;
 
 #[cfg(feature = "python")]
 mod python {
+    use std::collections::HashMap;
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Arc;
     use std::time::Duration;
@@ -28,8 +29,11 @@ mod python {
     use pyo3::prelude::*;
     use tokio::sync::watch;
 
+    use crate::digest::crc32c_append;
+    use crate::failure::Failure;
     use crate::jobs::{self, BatchError, Settings};
     use crate::retry::RetryPolicy;
+    use crate::s3;
 
     create_exception!(
         flowzero._fast,
@@ -178,15 +182,6 @@ mod python {
                 }
             })
             .collect();
-        let valid = timeout > 0.0
-            && timeout.is_finite()
-            && retry_base_delay >= 0.0
-            && retry_base_delay.is_finite();
-        if !valid {
-            return Err(pyo3::exceptions::PyValueError::new_err(
-                "timeout must be > 0 and retry_base_delay >= 0",
-            ));
-        }
         let settings = Settings {
             max_workers: max_workers.max(1),
             overwrite,
@@ -194,13 +189,8 @@ mod python {
             endpoint_url,
             part_size,
             part_concurrency: part_concurrency.max(1),
-            timeout: Duration::from_secs_f64(timeout),
-            retry: RetryPolicy {
-                max_retries,
-                base: Duration::from_secs_f64(retry_base_delay),
-                cap: Duration::from_secs(20),
-            },
             s3_checksums,
+            ..timing(timeout, max_retries, retry_base_delay)?
         };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(
@@ -265,13 +255,152 @@ mod python {
         match waited {
             Waited::Interrupted(err) => Err(err),
             Waited::Done(Ok(results)) => Ok(results.into_iter().map(JobResult::from).collect()),
-            Waited::Done(Err(BatchError::Credentials(message))) => {
-                Err(CredentialsError::new_err(message))
-            }
-            Waited::Done(Err(BatchError::Setup(message))) => Err(TransferError::new_err(message)),
-            Waited::Done(Err(BatchError::Cancelled)) => {
-                Err(TransferError::new_err("the transfer was cancelled"))
-            }
+            Waited::Done(Err(error)) => Err(batch_error(error)),
+        }
+    }
+
+    /// Default settings with the timeout and retry policy a caller asked for (checked: Duration panics on NaN).
+    fn timing(timeout: f64, max_retries: u32, retry_base_delay: f64) -> PyResult<Settings> {
+        let valid = timeout > 0.0
+            && timeout.is_finite()
+            && retry_base_delay >= 0.0
+            && retry_base_delay.is_finite();
+        if !valid {
+            return Err(pyo3::exceptions::PyValueError::new_err(
+                "timeout must be > 0 and retry_base_delay >= 0",
+            ));
+        }
+        Ok(Settings {
+            timeout: Duration::from_secs_f64(timeout),
+            retry: RetryPolicy {
+                max_retries,
+                base: Duration::from_secs_f64(retry_base_delay),
+                cap: Duration::from_secs(20),
+            },
+            ..Settings::default()
+        })
+    }
+
+    fn batch_error(error: BatchError) -> PyErr {
+        match error {
+            BatchError::Credentials(message) => CredentialsError::new_err(message),
+            BatchError::Setup(message) => TransferError::new_err(message),
+            BatchError::Cancelled => TransferError::new_err("the transfer was cancelled"),
+        }
+    }
+
+    fn failure_error(failure: Failure) -> PyErr {
+        match failure {
+            Failure::Auth(message) => CredentialsError::new_err(message),
+            other => TransferError::new_err(other.to_string()),
+        }
+    }
+
+    /// The small S3 requests a delivery makes beside its transfers (metadata.json, cleaning up after killed
+    /// runs), with the credentials, endpoint, signer and retries of `transfer`: the fast path never loads boto3.
+    #[pyclass(module = "flowzero._fast", frozen)]
+    struct S3Objects {
+        runtime: tokio::runtime::Runtime,
+        client: s3::Client,
+    }
+
+    impl S3Objects {
+        fn run<T: Send>(
+            &self,
+            py: Python<'_>,
+            work: impl std::future::Future<Output = Result<T, Failure>> + Send,
+        ) -> PyResult<T> {
+            py.detach(|| self.runtime.block_on(work))
+                .map_err(failure_error)
+        }
+    }
+
+    #[pymethods]
+    impl S3Objects {
+        #[new]
+        #[pyo3(signature = (*, region=None, endpoint_url=None, timeout=60.0, max_retries=5, retry_base_delay=0.25))]
+        fn new(
+            region: Option<String>,
+            endpoint_url: Option<String>,
+            timeout: f64,
+            max_retries: u32,
+            retry_base_delay: f64,
+        ) -> PyResult<Self> {
+            let settings = Settings {
+                region,
+                endpoint_url,
+                ..timing(timeout, max_retries, retry_base_delay)?
+            };
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| TransferError::new_err(format!("cannot start a runtime: {e}")))?;
+            let http = {
+                let _inside = runtime.enter();
+                crate::http::client(settings.timeout, 1).map_err(TransferError::new_err)?
+            };
+            let client = jobs::s3_from_env(http, &settings).map_err(batch_error)?;
+            Ok(S3Objects { runtime, client })
+        }
+
+        /// The object's headers (lower-case names: content-length, x-amz-meta-*), or None if it does not exist.
+        fn head(
+            &self,
+            py: Python<'_>,
+            bucket: &str,
+            key: &str,
+        ) -> PyResult<Option<HashMap<String, String>>> {
+            let headers = self.run(py, self.client.head(bucket, key))?;
+            Ok(headers.map(|headers| {
+                headers
+                    .iter()
+                    .filter_map(|(name, value)| {
+                        Some((name.as_str().to_string(), value.to_str().ok()?.to_string()))
+                    })
+                    .collect()
+            }))
+        }
+
+        /// PUT a small object in one request, with a CRC32C checksum and `x-amz-meta-*` metadata.
+        #[pyo3(signature = (bucket, key, data, *, content_type="application/octet-stream", metadata=None))]
+        fn put(
+            &self,
+            py: Python<'_>,
+            bucket: &str,
+            key: &str,
+            data: &[u8],
+            content_type: &str,
+            metadata: Option<HashMap<String, String>>,
+        ) -> PyResult<()> {
+            let mut headers = vec![("content-type".to_string(), content_type.to_string())];
+            headers.extend(
+                metadata
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| (format!("x-amz-meta-{}", k.to_ascii_lowercase()), v)),
+            );
+            let crc = crc32c_append(0, data);
+            let body = bytes::Bytes::copy_from_slice(data);
+            self.run(py, self.client.put_object(bucket, key, body, crc, &headers))
+        }
+
+        /// The incomplete multipart uploads under `prefix`: (key, upload id, initiated as ISO 8601).
+        fn list_uploads(
+            &self,
+            py: Python<'_>,
+            bucket: &str,
+            prefix: &str,
+        ) -> PyResult<Vec<(String, String, String)>> {
+            let uploads = self.run(py, self.client.list_uploads(bucket, prefix))?;
+            Ok(uploads
+                .into_iter()
+                .map(|u| (u.key, u.upload_id, u.initiated))
+                .collect())
+        }
+
+        /// Abort one multipart upload (an upload already gone is not an error).
+        fn abort(&self, py: Python<'_>, bucket: &str, key: &str, upload_id: &str) -> PyResult<()> {
+            self.run(py, self.client.abort(bucket, key, upload_id))
         }
     }
 
@@ -281,6 +410,7 @@ mod python {
         m.add_function(wrap_pyfunction!(transfer, m)?)?;
         m.add_class::<Job>()?;
         m.add_class::<JobResult>()?;
+        m.add_class::<S3Objects>()?;
         m.add("TransferError", m.py().get_type::<TransferError>())?;
         m.add("CredentialsError", m.py().get_type::<CredentialsError>())?;
         Ok(())

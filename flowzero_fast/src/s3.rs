@@ -82,10 +82,11 @@ pub fn target(
             }
         }
     };
-    let path = if path_style {
-        format!("{prefix}/{}/{key}", uri_encode(bucket, false))
-    } else {
-        format!("/{key}")
+    // An empty key addresses the bucket itself (ListMultipartUploads): no trailing slash, as the AWS tools send it.
+    let path = match (path_style, key.is_empty()) {
+        (true, false) => format!("{prefix}/{}/{key}", uri_encode(bucket, false)),
+        (true, true) => format!("{prefix}/{}", uri_encode(bucket, false)),
+        (false, _) => format!("/{key}"),
     };
     Ok(Target {
         url: format!("{scheme}://{authority}{path}"),
@@ -308,6 +309,57 @@ impl Client {
         }
     }
 
+    /// HEAD s3://bucket/key: its headers (size, `x-amz-meta-*`), or None when there is no such object.
+    pub async fn head(&self, bucket: &str, key: &str) -> Result<Option<HeaderMap>, Failure> {
+        let resp = self
+            .send(
+                "HEAD",
+                Method::HEAD,
+                bucket,
+                key,
+                &[],
+                &[],
+                Bytes::new(),
+                &[404],
+            )
+            .await?;
+        Ok((resp.status != 404).then_some(resp.headers))
+    }
+
+    /// Every incomplete multipart upload under `prefix`, following ListMultipartUploads' pages.
+    pub async fn list_uploads(&self, bucket: &str, prefix: &str) -> Result<Vec<Upload>, Failure> {
+        let mut uploads = Vec::new();
+        let mut markers: Option<(String, String)> = None;
+        loop {
+            let mut query = vec![
+                ("uploads".to_string(), String::new()),
+                ("prefix".to_string(), prefix.to_string()),
+            ];
+            if let Some((key, id)) = &markers {
+                query.push(("key-marker".into(), key.clone()));
+                query.push(("upload-id-marker".into(), id.clone()));
+            }
+            let resp = self
+                .send(
+                    "ListMultipartUploads",
+                    Method::GET,
+                    bucket,
+                    "",
+                    &query,
+                    &[],
+                    Bytes::new(),
+                    &[],
+                )
+                .await?;
+            let (page, next) = parse_uploads(&String::from_utf8_lossy(&resp.body));
+            uploads.extend(page);
+            match next {
+                Some(next) if Some(&next) != markers.as_ref() => markers = Some(next),
+                _ => return Ok(uploads),
+            }
+        }
+    }
+
     /// Whether s3://bucket/key already holds a verified copy: HEAD size and the digest in its metadata.
     pub async fn verified_copy(
         &self,
@@ -515,6 +567,89 @@ pub fn checksum_refused(failure: &Failure) -> bool {
     let text = failure.to_string().to_ascii_lowercase();
     matches!(failure, Failure::Fatal(_))
         && (text.contains("checksum") || text.contains("notimplemented"))
+}
+
+/// One incomplete multipart upload, as ListMultipartUploads lists it (`initiated` as S3 writes it, ISO 8601).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Upload {
+    pub key: String,
+    pub upload_id: String,
+    pub initiated: String,
+}
+
+/// The uploads of one ListMultipartUploads page, and the markers of the next page when it is truncated.
+pub fn parse_uploads(body: &str) -> (Vec<Upload>, Option<(String, String)>) {
+    let uploads = elements(body, "Upload")
+        .into_iter()
+        .map(|upload| Upload {
+            key: text_of(upload, "Key"),
+            upload_id: text_of(upload, "UploadId"),
+            initiated: text_of(upload, "Initiated"),
+        })
+        .filter(|u| !u.key.is_empty() && !u.upload_id.is_empty())
+        .collect();
+    let truncated = text_of(body, "IsTruncated").eq_ignore_ascii_case("true");
+    let next = (
+        text_of(body, "NextKeyMarker"),
+        text_of(body, "NextUploadIdMarker"),
+    );
+    (uploads, (truncated && !next.0.is_empty()).then_some(next))
+}
+
+/// The inner texts of every `<tag>...</tag>` (no nesting of the same tag, as in S3's listings).
+fn elements<'a>(body: &'a str, tag: &str) -> Vec<&'a str> {
+    let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+    let mut found = Vec::new();
+    let mut rest = body;
+    while let Some((_, after)) = rest.split_once(&open) {
+        let Some((inner, tail)) = after.split_once(&close) else {
+            break;
+        };
+        found.push(inner);
+        rest = tail;
+    }
+    found
+}
+
+/// The unescaped text of the first `<tag>` in `body`, or "".
+fn text_of(body: &str, tag: &str) -> String {
+    elements(body, tag)
+        .first()
+        .map_or_else(String::new, |t| xml_unescape(t.trim()))
+}
+
+/// XML's five entities and numeric character references (keys may hold `&`, `<`, quotes, any Unicode).
+fn xml_unescape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('&') {
+        out.push_str(&rest[..at]);
+        let entity = rest[at..].split_once(';').map(|(e, _)| &e[1..]);
+        let decoded = entity.and_then(|e| match e {
+            "amp" => Some('&'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "quot" => Some('"'),
+            "apos" => Some('\''),
+            _ => e
+                .strip_prefix("#x")
+                .map(|h| u32::from_str_radix(h, 16).ok())
+                .unwrap_or_else(|| e.strip_prefix('#').and_then(|d| d.parse().ok()))
+                .and_then(char::from_u32),
+        });
+        match (entity, decoded) {
+            (Some(e), Some(c)) => {
+                out.push(c);
+                rest = &rest[at + e.len() + 2..];
+            }
+            _ => {
+                out.push('&');
+                rest = &rest[at + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -748,6 +883,35 @@ mod tests {
         let t = target(Some("minio.local:9000"), "r", "b", "k").unwrap();
         assert_eq!(t.url, "https://minio.local:9000/b/k");
         assert!(target(Some("http://"), "r", "b", "k").is_err());
+    }
+
+    #[test]
+    fn an_empty_key_addresses_the_bucket() {
+        let t = target(Some("http://127.0.0.1:5000"), "r", "bkt", "").unwrap();
+        assert_eq!(
+            (t.url.as_str(), t.path.as_str()),
+            ("http://127.0.0.1:5000/bkt", "/bkt")
+        );
+        let t = target(None, "eu-west-1", "my-bucket", "").unwrap();
+        assert_eq!(t.path, "/");
+    }
+
+    #[test]
+    fn upload_listings_are_parsed_page_by_page() {
+        let page = "<?xml version=\"1.0\"?><ListMultipartUploadsResult><Bucket>b</Bucket>\
+            <NextKeyMarker>a/R&amp;D.tif</NextKeyMarker><NextUploadIdMarker>id-2</NextUploadIdMarker>\
+            <IsTruncated>true</IsTruncated>\
+            <Upload><Key>a/x.tif</Key><UploadId>id-1</UploadId><Initiated>2026-11-24T10:00:00.000Z</Initiated></Upload>\
+            <Upload><Key>a/R&amp;D &#233;t&#xE9;.tif</Key><UploadId>id-2</UploadId>\
+            <Initiated>2026-11-24T11:00:00.000Z</Initiated></Upload></ListMultipartUploadsResult>";
+        let (uploads, next) = parse_uploads(page);
+        assert_eq!(uploads.len(), 2);
+        assert_eq!(uploads[0].initiated, "2026-11-24T10:00:00.000Z");
+        assert_eq!(uploads[1].key, "a/R&D \u{e9}t\u{e9}.tif");
+        assert_eq!(next, Some(("a/R&D.tif".into(), "id-2".into())));
+        let last = "<ListMultipartUploadsResult><IsTruncated>false</IsTruncated></ListMultipartUploadsResult>";
+        assert_eq!(parse_uploads(last), (vec![], None));
+        assert_eq!(xml_unescape("a & b &bogus; &#;"), "a & b &bogus; &#;");
     }
 
     #[test]
