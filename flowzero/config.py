@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,17 +103,24 @@ def mask(secret: str) -> str:
     return "****" if secret else "(not set)"
 
 
+# libpq also takes ``password=...`` as a key=value pair (``host=h password='s 1' dbname=d``) or in a URL's query.
+_PASSWORD_PAIR = re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&]+)", re.IGNORECASE)
+
+
 def mask_url_password(url: str) -> str:
-    """``postgresql://user:secret@host/db`` -> ``postgresql://user:****@host/db``."""
+    """A database URL or libpq connection string with its password hidden.
+
+    ``postgresql://user:secret@host/db`` -> ``postgresql://user:****@host/db``; ``password=secret`` pairs
+    (key=value strings, URL queries) -> ``password=****``.
+    """
     from urllib.parse import urlsplit, urlunsplit
 
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = f"{parts.username or ''}:****@{parts.hostname or ''}"
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urlunsplit(parts._replace(netloc=netloc))
+    if "://" in url:
+        parts = urlsplit(url)
+        if parts.password is not None:
+            host = parts.netloc.rpartition("@")[2]
+            url = urlunsplit(parts._replace(netloc=f"{parts.username or ''}:****@{host}"))
+    return _PASSWORD_PAIR.sub(r"\1****", url)
 
 
 def find_config_file(explicit: str | None, env: Mapping[str, str]) -> Path | None:

@@ -93,6 +93,19 @@ def test_to_dict_masks_secrets() -> None:
     assert mask_url_password("postgresql://u:p@h:5/d") == "postgresql://u:****@h:5/d"
 
 
+@pytest.mark.parametrize(("given", "shown"), [
+    ("postgresql://u:p%40ss@[::1]:5432/d", "postgresql://u:****@[::1]:5432/d"),
+    ("postgresql://u@h/d?sslmode=require&password=s3cr3t", "postgresql://u@h/d?sslmode=require&password=****"),
+    ("host=h port=5432 password=s3cr3t dbname=d", "host=h port=5432 password=**** dbname=d"),
+    ("host=h password = 'it\\'s a \\\\ x' dbname=d", "host=h password = **** dbname=d"),
+    ("PASSWORD=s3cr3t host=h", "PASSWORD=**** host=h"),
+    ("sqlite:///tmp/orders.db", "sqlite:///tmp/orders.db"),
+    ("host=h user=u dbname=d", "host=h user=u dbname=d"),
+])
+def test_database_passwords_are_masked_in_every_libpq_form(given: str, shown: str) -> None:
+    assert mask_url_password(given) == shown
+
+
 def test_config_show_cli_masks_key_and_reports_errors(tmp_path: Path) -> None:
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PL_API_KEY": "PLAK-visible-nowhere",
            "AWS_SECRET_ACCESS_KEY": "aws-secret-value"}

@@ -165,6 +165,30 @@ def test_an_order_held_by_a_dead_run_is_taken_over_when_its_lease_lapses(shared:
     _assert_all_delivered_once(shared)
 
 
+def test_check_order_status_claims_the_order_it_delivers(shared: Shared) -> None:
+    """A single-order run does not move files another run is delivering; it claims while it works."""
+    order_id = shared.order_ids[0]
+
+    def check() -> dict[str, Any]:
+        result = CliRunner().invoke(cli, [*shared.base_args, "check-order-status", order_id, "--output",
+                                          str(shared.out), "--json"], env=shared.env, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    assert shared.store.claim(order_id, "otherhost:77:busy", 600.0)
+    held = check()
+    assert held["category"] == "elsewhere" and "otherhost:77:busy" in held["message"]
+    assert shared.image_downloads() == Counter() and not shared.out.exists()
+
+    shared.store.release(order_id, "otherhost:77:busy")
+    assert check()["category"] == "delivered"
+    assert sum(shared.image_downloads().values()) == 1
+    assert shared.store.get_claim(order_id) is None  # released when done
+    again = check()  # a single order is always checked again; its files are skipped, not fetched
+    assert again["category"] == "delivered" and again["skipped"] == 1
+    assert sum(shared.image_downloads().values()) == 1
+
+
 def test_a_killed_run_leaves_nothing_behind(shared: Shared) -> None:
     shared.sandbox.set_faults(slow_ms=300)
     doomed = shared.spawn("--lease", "1.5")

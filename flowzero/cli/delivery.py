@@ -130,7 +130,13 @@ def _exit_status(ctx: click.Context, outcomes: Sequence[OrderOutcome]) -> None:
 def check_order_status(ctx: click.Context, order_id: str, output: str | None, overwrite: bool,
                        downloader: str | None, use_s5cmd: bool, wait: bool, wait_timeout: float | None,
                        as_json: bool) -> None:
-    """Show an order's state at Planet; with --output, download it once it is finished (verified)."""
+    """Show an order's state at Planet; with --output, download it once it is finished (verified).
+
+    A recorded order is claimed while it is delivered, as batch-check-status does: if another run is delivering
+    it right now, this one says so instead of moving the same files a second time.
+    """
+    from flowzero.delivery.claims import check_shared, supports_claims
+    from flowzero.delivery.cloud import is_cloud_order
     from flowzero.delivery.deliver import check_orders
     from flowzero.errors import UsageError
 
@@ -141,7 +147,15 @@ def check_order_status(ctx: click.Context, order_id: str, output: str | None, ov
     record = store.get_order(order_id)
     if record is None:
         say(f"order {order_id} is not in the order database; asking Planet")
-    [outcome] = check_orders([(order_id, record)], app.planet(), store, app.config, settings, say)
+
+    def process(claimed: list[Any]) -> list[OrderOutcome]:
+        return check_orders([(r.order_id, r) for r in claimed], app.planet(), store, app.config, settings, say)
+
+    delivers = settings.destination is not None or is_cloud_order(record, None)  # cloud orders get arranged
+    if record is not None and delivers and supports_claims(store):
+        [outcome] = check_shared([record], store, settings.destination, True, process, say)
+    else:
+        [outcome] = check_orders([(order_id, record)], app.planet(), store, app.config, settings, say)
     if record is None and outcome.category == "error":
         raise UsageError(f"unknown order id '{order_id}': not in the order database, "
                          f"and Planet: {outcome.message}",

@@ -199,6 +199,7 @@ def _deliver_one(outcome: OrderOutcome, record: Order | None, order_json: dict[s
                  clients: dict[tuple[str, str], Any]) -> OrderOutcome:
     from flowzero.delivery.deliver import _conclude_delivery
     from flowzero.delivery.jobs import plan_delivery
+    from flowzero.delivery.s3requests import BotoRequests
 
     order_id = outcome.order_id
     staging = staging_of(info, planet, config)
@@ -216,7 +217,7 @@ def _deliver_one(outcome: OrderOutcome, record: Order | None, order_json: dict[s
             f"{destination.describe()} by server-side copy")
         results = arrange_in_bucket(plan, client, config, settings.overwrite)
     outcome = _conclude_delivery(outcome, plan, results, public_order(order_json), destination,
-                                 None if local else client)
+                                 lambda: BotoRequests(client))
     how = "fetched from" if local else "arranged by server-side copy from"
     outcome.message = f"{how} {staging.describe(order_id)}" + ("" if local else
                                                              " (staged copies of arranged images deleted)")
