@@ -368,23 +368,11 @@ impl Client {
         size: Option<u64>,
         expected: &Expected,
     ) -> Result<bool, Failure> {
-        let resp = self
-            .send(
-                "HEAD",
-                Method::HEAD,
-                bucket,
-                key,
-                &[],
-                &[],
-                Bytes::new(),
-                &[404],
-            )
-            .await?;
-        if resp.status == 404 {
+        let Some(headers) = self.head(bucket, key).await? else {
             return Ok(false);
-        }
+        };
         let header = |name: &str| {
-            resp.headers
+            headers
                 .get(name)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
