@@ -165,6 +165,29 @@ def test_an_order_held_by_a_dead_run_is_taken_over_when_its_lease_lapses(shared:
     _assert_all_delivered_once(shared)
 
 
+def _dead_pid() -> int:
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True)
+    return int(gone.stdout)
+
+
+def test_an_order_held_by_a_killed_run_on_this_machine_is_taken_over_at_once(shared: Shared) -> None:
+    import socket
+
+    held = shared.order_ids[5]
+    dead = f"{socket.gethostname()}:{_dead_pid()}:killed"
+    assert shared.store.claim(held, dead, 600.0)  # a long lease: only the dead process lets it go early
+    live = f"{socket.gethostname()}:{os.getpid()}:alive"
+    assert shared.store.claim(shared.order_ids[6], live, 600.0)
+
+    result = shared.run()
+
+    assert result.exit_code == 0, result.output
+    categories = _categories(result)
+    assert categories[held] == "delivered" and categories[shared.order_ids[6]] == "elsewhere"
+    assert shared.store.get_claim(held) is None
+
+
 def test_check_order_status_claims_the_order_it_delivers(shared: Shared) -> None:
     """A single-order run does not move files another run is delivering; it claims while it works."""
     order_id = shared.order_ids[0]

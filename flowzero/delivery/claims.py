@@ -6,7 +6,8 @@ instead of one run taking all of it. While a run works on its orders, a heartbea
 dies stops renewing, its leases run out, and another run takes those orders over. After claiming, the order is
 read again: one that another run delivered or checked in the meantime is not fetched a second time. Orders held
 by another live run are reported "in progress elsewhere"; they are tried once more at the end of the run, so an
-order whose holder died during this run is not left behind.
+order whose holder died during this run is not left behind. A holder on this machine whose process is gone
+(killed, crashed) is taken over at once, without waiting for its lease to run out.
 """
 
 from __future__ import annotations
@@ -36,6 +37,19 @@ Say = Callable[[str], None]
 def worker_id() -> str:
     """``host:pid:random``: unique per run, and tells a person where the holder of an order runs."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+
+def holder_is_gone(worker: str) -> bool:
+    """Whether a claim's holder was a run on this machine whose process no longer exists (killed, crashed).
+
+    Its claim need not run out first: a rerun right after a crash takes the order at once. Holders on other
+    machines, or whose process may still run, keep their lease.
+    """
+    from flowzero.delivery.leftovers import process_alive
+
+    host, _, rest = worker.partition(":")
+    pid = rest.partition(":")[0]
+    return host == socket.gethostname() and pid.isdigit() and not process_alive(int(pid))
 
 
 def supports_claims(store: Any) -> bool:
@@ -120,7 +134,7 @@ class _Sharing:
     def _take(self, record: Order) -> tuple[str, Order]:
         """("work", fresh record) once claimed and still to do; ("held", _) if another run holds it;
         ("done", _) if it turned out to need no work (its outcome is recorded)."""
-        if not self.store.claim(record.order_id, self.worker, self.lease):
+        if not self._claim(record.order_id):
             holder = self.store.get_claim(record.order_id)
             self.outcomes[record.order_id] = _elsewhere(
                 record, f"in progress elsewhere ({holder['worker'] if holder else 'another run'})")
@@ -136,6 +150,16 @@ class _Sharing:
             return "work", fresh
         _release_all(self.store, [record.order_id], self.worker, self.say)
         return "done", fresh
+
+    def _claim(self, order_id: str) -> bool:
+        if self.store.claim(order_id, self.worker, self.lease):
+            return True
+        holder = self.store.get_claim(order_id)
+        if holder is None or not holder_is_gone(holder["worker"]):
+            return False
+        self.say(f"order {order_id} was held by a run that is gone ({holder['worker']}); taking it over")
+        self.store.release(order_id, holder["worker"])
+        return bool(self.store.claim(order_id, self.worker, self.lease))
 
     def _work(self, in_hand: list[Order]) -> None:
         ids = [r.order_id for r in in_hand]
