@@ -114,3 +114,42 @@ def test_ctrl_c_cancels_aborts_the_upload_and_removes_temp_files(
     assert list(out_dir.iterdir()) == []
     assert s3_bucket.multipart_uploads() == []
     assert s3_bucket.keys() == []
+
+
+HANGING_HEAD = """
+import sys
+from flowzero import _fast
+
+objects = _fast.S3Objects(endpoint_url=sys.argv[1], timeout=60.0)
+print("asking", flush=True)
+objects.head("bkt", "metadata.json")
+print("finished", flush=True)
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child process is POSIX")
+def test_ctrl_c_interrupts_a_small_s3_request_that_hangs() -> None:
+    """S3Objects requests (metadata.json, clean-up) wait with the GIL released but still notice Ctrl-C."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)  # accepts connections, never answers: a request would wait for its 60 s timeout
+    host, port = listener.getsockname()
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "AKIDHANG", "AWS_SECRET_ACCESS_KEY": "hang-secret"}
+    child = subprocess.Popen([sys.executable, "-c", HANGING_HEAD, f"http://{host}:{port}"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert child.stdout.readline().strip() == "asking"  # type: ignore[union-attr]
+        time.sleep(0.5)
+        started = time.monotonic()
+        child.send_signal(signal.SIGINT)
+        stdout, stderr = child.communicate(timeout=20)
+        elapsed = time.monotonic() - started
+    finally:
+        listener.close()
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode != 0 and "KeyboardInterrupt" in stderr and "finished" not in stdout
+    assert elapsed < 2, f"took {elapsed:.1f}s to stop"

@@ -305,13 +305,22 @@ mod python {
     }
 
     impl S3Objects {
+        /// Run one request with the GIL released, looking for Ctrl-C every tick (which drops the request).
         fn run<T: Send>(
             &self,
             py: Python<'_>,
             work: impl std::future::Future<Output = Result<T, Failure>> + Send,
         ) -> PyResult<T> {
-            py.detach(|| self.runtime.block_on(work))
-                .map_err(failure_error)
+            let mut work = std::pin::pin!(work);
+            py.detach(|| loop {
+                let waited = self
+                    .runtime
+                    .block_on(async { tokio::time::timeout(TICK, work.as_mut()).await });
+                match waited {
+                    Ok(done) => return done.map_err(failure_error),
+                    Err(_tick) => Python::attach(|py| py.check_signals())?,
+                }
+            })
         }
     }
 
