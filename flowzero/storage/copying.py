@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
 
 if TYPE_CHECKING:
     from flowzero.models import Order
     from flowzero.storage import OrderStore
 
 _ABSENT = object()
+T = TypeVar("T")
 
 
 @dataclass
@@ -31,25 +32,32 @@ class CopyCounts:
         return asdict(self)
 
 
-def plan_orders(orders: Sequence[Order], existing: Mapping[str, Optional[str]]) -> tuple[list[Order], CopyCounts]:
-    """The orders to write, given the target's ``order_id -> updated_at``; newer ``updated_at`` wins."""
-    writes: list[Order] = []
+def _newer_wins(records: Sequence[T], key_of: Callable[[T], str], stamp_of: Callable[[T], str],
+                existing: Mapping[str, Optional[str]]) -> tuple[list[T], CopyCounts]:
+    """The records to write, given the target's ``key -> stamp``: absent ones, and those with a later stamp."""
+    writes: list[T] = []
     counts = CopyCounts()
     seen: set[str] = set()
-    for order in orders:
-        if order.order_id in seen:
+    for record in records:
+        key = key_of(record)
+        if key in seen:
             continue
-        seen.add(order.order_id)
-        have = existing.get(order.order_id, _ABSENT)
+        seen.add(key)
+        have = existing.get(key, _ABSENT)
         if have is _ABSENT:
             counts.added += 1
-        elif (order.updated_at or "") > (have or ""):  # type: ignore[operator]
+        elif stamp_of(record) > (have or ""):  # type: ignore[operator]
             counts.updated += 1
         else:
             counts.unchanged += 1
             continue
-        writes.append(order)
+        writes.append(record)
     return writes, counts
+
+
+def plan_orders(orders: Sequence[Order], existing: Mapping[str, Optional[str]]) -> tuple[list[Order], CopyCounts]:
+    """The orders to write, given the target's ``order_id -> updated_at``; newer ``updated_at`` wins."""
+    return _newer_wins(orders, lambda o: o.order_id, lambda o: o.updated_at or "", existing)
 
 
 def intent_stamp(intent: Mapping[str, Any]) -> str:
@@ -60,24 +68,7 @@ def intent_stamp(intent: Mapping[str, Any]) -> str:
 def plan_intents(intents: Sequence[Mapping[str, Any]],
                  existing: Mapping[str, str]) -> tuple[list[Mapping[str, Any]], CopyCounts]:
     """The intents to write, given the target's ``order_name -> intent_stamp``; the later change wins."""
-    writes: list[Mapping[str, Any]] = []
-    counts = CopyCounts()
-    seen: set[str] = set()
-    for intent in intents:
-        name = str(intent["order_name"])
-        if name in seen:
-            continue
-        seen.add(name)
-        have = existing.get(name)
-        if have is None:
-            counts.added += 1
-        elif intent_stamp(intent) > have:
-            counts.updated += 1
-        else:
-            counts.unchanged += 1
-            continue
-        writes.append(intent)
-    return writes, counts
+    return _newer_wins(intents, lambda i: str(i["order_name"]), intent_stamp, existing)
 
 
 def copy_store(source: OrderStore, target: OrderStore) -> dict[str, CopyCounts]:
