@@ -35,6 +35,22 @@ def bad_request(message: str, field: str | None = None) -> ApiError:
     return ApiError(400, message, {field: [{"message": message}]} if field else None)
 
 
+MAX_PAGE_SIZE = 250
+
+
+def page_size(value: str | None, default: int = MAX_PAGE_SIZE) -> int:
+    """``_page_size`` as Planet reads it: a whole number in 1..250, ``default`` when absent."""
+    if value is None or value == "":
+        return default
+    try:
+        size = int(value)
+    except ValueError:
+        raise bad_request(f"_page_size must be a whole number, got {value!r}", "_page_size") from None
+    if not 1 <= size <= MAX_PAGE_SIZE:
+        raise bad_request(f"_page_size must be between 1 and {MAX_PAGE_SIZE}, got {size}", "_page_size")
+    return size
+
+
 def rfc3339(moment: datetime) -> str:
     """``2024-01-05T10:21:09.123456Z``: UTC with a Z, as Planet writes times."""
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -19,12 +19,11 @@ from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 from shapely.prepared import prep
 
-from flowzero.sandbox.api import ApiError, bad_request, parse_time, rfc3339_ms
+from flowzero.sandbox.api import ApiError, bad_request, page_size, parse_time, rfc3339_ms
 
 QUADS_ACROSS = 2048
 MAX_LAT = 85.0511287798066
 MAX_QUADS_PER_QUERY = 50000
-MAX_PAGE_SIZE = 250
 _FIRST_YEAR = 2016
 
 
@@ -129,18 +128,6 @@ def _offset(token: str | None, limit: int) -> int:
     return offset
 
 
-def _size(value: str | None, default: int) -> int:
-    if not value:
-        return default
-    try:
-        size = int(value)
-    except ValueError:
-        raise bad_request(f"_page_size must be a whole number, got {value!r}", "_page_size") from None
-    if not 1 <= size <= MAX_PAGE_SIZE:
-        raise bad_request(f"_page_size must be between 1 and {MAX_PAGE_SIZE}", "_page_size")
-    return size
-
-
 class Basemaps:
     """Answers the mosaic and quad endpoints under ``mosaics_url`` (``.../basemaps/v1/mosaics``)."""
 
@@ -196,7 +183,7 @@ class Basemaps:
         if params.get("acquired__lt"):
             before = parse_time(params["acquired__lt"], "acquired__lt")
             found = [m for m in found if m.first_acquired < before]
-        size = _size(params.get("_page_size"), 50)
+        size = page_size(params.get("_page_size"), 50)
         offset = _offset(params.get("_page"), len(found))
         query = urlencode(sorted((k, v) for k, v in params.items() if k not in ("_page", "_page_size")))
         base = f"{self.url}?{query}&" if query else f"{self.url}?"
@@ -219,7 +206,7 @@ class Basemaps:
         mosaic = self.mosaic(mosaic_id)
         bbox = parse_bbox(params.get("bbox"))
         found = quads_in_bbox(bbox)
-        size = _size(params.get("_page_size"), 50)
+        size = page_size(params.get("_page_size"), 50)
         offset = _offset(params.get("_page"), len(found))
         base = f"{self.url}/{mosaic.id}/quads?bbox={','.join(repr(v) for v in bbox)}"
         links = {"_self": f"{base}&_page={offset}&_page_size={size}"}

@@ -12,21 +12,7 @@ from flowzero.sandbox.api import ApiError, bad_request
 from flowzero.sandbox.catalog import FIRST_DAY, ITEM_TYPE, Catalog
 from flowzero.sandbox.filters import acquired_window, compile_filter, search_area
 
-MAX_PAGE_SIZE = 250
 SORTS = ("published desc", "published asc", "acquired desc", "acquired asc")
-
-
-def page_size(value: str | None) -> int:
-    """``_page_size`` as Planet reads it: 1..250, default 250."""
-    if value is None or value == "":
-        return MAX_PAGE_SIZE
-    try:
-        size = int(value)
-    except ValueError:
-        raise bad_request(f"_page_size must be a whole number, got {value!r}", "_page_size") from None
-    if not 1 <= size <= MAX_PAGE_SIZE:
-        raise bad_request(f"_page_size must be between 1 and {MAX_PAGE_SIZE}, got {size}", "_page_size")
-    return size
 
 
 class Searches:

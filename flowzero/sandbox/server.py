@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from flowzero.sandbox.api import AUTH_MESSAGE, ApiError, bad_request
+from flowzero.sandbox.api import AUTH_MESSAGE, ApiError, bad_request, page_size
 from flowzero.sandbox.faults import Faults, RequestLog
 from flowzero.sandbox.ranges import RangeNotSatisfiable, parse_range
 
@@ -303,14 +303,10 @@ class _Handler(BaseHTTPRequestHandler):
         raise ApiError(404, f"no such endpoint: {path}")
 
     def _r_quick_search(self, method: str, params: dict[str, str], body: bytes) -> None:
-        from flowzero.sandbox.searches import page_size
-
         size = page_size(params.get("_page_size"))
         self._json(200, self.app.searches.quick_search(self._json_body(body), size, params.get("_sort")))
 
     def _r_search_page(self, method: str, params: dict[str, str], body: bytes, search_id: str) -> None:
-        from flowzero.sandbox.searches import page_size
-
         size = page_size(params.get("_page_size"))
         self._json(200, self.app.searches.page(search_id, params.get("_page"), size))
 
