@@ -36,15 +36,10 @@ class BotoRequests:
         self.client = client
 
     def head_metadata(self, bucket: str, key: str) -> dict[str, str] | None:
-        from botocore.exceptions import ClientError
+        from flowzero.delivery.s3copy import head
 
-        try:
-            head = self.client.head_object(Bucket=bucket, Key=key)
-        except ClientError as exc:
-            if str(exc.response.get("Error", {}).get("Code")) in ("404", "NoSuchKey", "NotFound"):
-                return None
-            raise
-        return {k.lower(): v for k, v in (head.get("Metadata") or {}).items()}
+        found = head(self.client, bucket, key)
+        return None if found is None else {k.lower(): v for k, v in (found.get("Metadata") or {}).items()}
 
     def put_document(self, bucket: str, key: str, data: bytes, content_type: str,
                      metadata: dict[str, str]) -> None:

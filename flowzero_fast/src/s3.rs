@@ -117,14 +117,7 @@ pub fn resolve_region_endpoint(
 
 /// `Code` and `Message` of an S3 XML error body.
 pub fn error_fields(body: &str) -> (String, String) {
-    let field = |tag: &str| -> String {
-        let open = format!("<{tag}>");
-        body.split_once(&open)
-            .and_then(|(_, rest)| rest.split_once(&format!("</{tag}>")))
-            .map(|(v, _)| v.trim().to_string())
-            .unwrap_or_default()
-    };
-    (field("Code"), field("Message"))
+    (text_of(body, "Code"), text_of(body, "Message"))
 }
 
 const AUTH_CODES: &[&str] = &[
@@ -453,15 +446,13 @@ impl Client {
                 break outcome?;
             }
         };
-        let body = String::from_utf8_lossy(&resp.body);
-        let id = body
-            .split_once("<UploadId>")
-            .and_then(|(_, rest)| rest.split_once("</UploadId>"))
-            .map(|(id, _)| id.trim().to_string())
-            .filter(|id| !id.is_empty());
-        id.ok_or_else(|| {
-            Failure::Fatal("S3 CreateMultipartUpload answered without an UploadId".into())
-        })
+        let id = text_of(&String::from_utf8_lossy(&resp.body), "UploadId");
+        if id.is_empty() {
+            return Err(Failure::Fatal(
+                "S3 CreateMultipartUpload answered without an UploadId".into(),
+            ));
+        }
+        Ok(id)
     }
 
     pub async fn upload_part(
