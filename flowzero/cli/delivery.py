@@ -123,6 +123,17 @@ def _exit_status(ctx: click.Context, outcomes: Sequence[OrderOutcome]) -> None:
         ctx.exit(1)
 
 
+def _checker(app: AppContext, store: Any, settings: DeliverySettings,
+             say: Callable[[str], None]) -> Callable[[list[Any]], list[OrderOutcome]]:
+    """Checks (and delivers) a few claimed orders: what the work-sharing walk calls for each handful."""
+    from flowzero.delivery.deliver import check_orders
+
+    def process(claimed: list[Any]) -> list[OrderOutcome]:
+        return check_orders([(r.order_id, r) for r in claimed], app.planet(), store, app.config, settings, say)
+
+    return process
+
+
 @click.command("check-order-status")
 @click.argument("order_id")
 @delivery_options
@@ -148,11 +159,9 @@ def check_order_status(ctx: click.Context, order_id: str, output: str | None, ov
     if record is None:
         say(f"order {order_id} is not in the order database; asking Planet")
 
-    def process(claimed: list[Any]) -> list[OrderOutcome]:
-        return check_orders([(r.order_id, r) for r in claimed], app.planet(), store, app.config, settings, say)
-
     delivers = settings.destination is not None or is_cloud_order(record, None)  # cloud orders get arranged
     if record is not None and delivers and supports_claims(store):
+        process = _checker(app, store, settings, say)
         [outcome] = check_shared([record], store, settings.destination, True, process, say)
     else:
         [outcome] = check_orders([(order_id, record)], app.planet(), store, app.config, settings, say)
@@ -185,7 +194,7 @@ def batch_check_status(ctx: click.Context, batch_id: str, output: str | None, ov
     order is claimed before it is checked, and orders another run holds are reported as in progress elsewhere.
     """
     from flowzero.delivery.claims import check_shared, supports_claims
-    from flowzero.delivery.deliver import check_orders, select_orders
+    from flowzero.delivery.deliver import select_orders
     from flowzero.errors import UsageError
 
     app: AppContext = ctx.obj
@@ -200,9 +209,7 @@ def batch_check_status(ctx: click.Context, batch_id: str, output: str | None, ov
     to_check, settled = select_orders(records, settings.destination, force)
     say(f"batch {batch_id}: {len(records)} order(s), checking {len(to_check)}")
 
-    def process(claimed: list[Any]) -> list[OrderOutcome]:
-        return check_orders([(r.order_id, r) for r in claimed], app.planet(), store, app.config, settings, say)
-
+    process = _checker(app, store, settings, say)
     if not to_check:
         checked: list[OrderOutcome] = []
     elif supports_claims(store):
