@@ -29,7 +29,7 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable f
 
 from benchmarks import report
 from benchmarks.contenders import Contender, Context, available_tools, select
-from benchmarks.measure import RunFailed, Sample, digest_floor, marginal_cpu, median_sample, run_measured
+from benchmarks.measure import RunFailed, Sample, digest_floor, marginal_cpu, median_sample, run_measured, servers_cpu_s
 from benchmarks.servers import BenchOrder, RcloneS3, SetupError, place_order, sandbox
 
 MIB = 1024 * 1024
@@ -95,8 +95,11 @@ def stage_images(order: BenchOrder, folder: Path) -> None:
 def _measure(ctx: Context, contender: Contender, tag: str) -> Sample:
     run = contender.prepare(ctx, tag)
     try:
+        s3_pid = ctx.s3.proc.pid if ctx.s3 is not None and ctx.s3.proc is not None else None
+        servers_before = servers_cpu_s(s3_pid)
         sample = run_measured(run.argv, ctx.order.image_bytes, env=run.env, cwd=ctx.work,
                               log=ctx.work / "logs" / f"{tag}.log")
+        sample.server_cpu_s = round(servers_cpu_s(s3_pid) - servers_before, 3)
         run.check()
     finally:
         run.cleanup()

@@ -2,7 +2,9 @@
 
 CPU seconds are the change in ``getrusage(RUSAGE_CHILDREN)`` across the run (user + system of the whole client
 process tree: a contender and whatever it spawns, e.g. s5cmd). Peak RSS is the ``ru_maxrss`` that ``wait4``
-reports for that child (the largest single process of its tree). The servers are not in that tree.
+reports for that child (the largest single process of its tree). The servers are not in that tree: their CPU
+during the run (the sandbox inside this driver, the S3 server from /proc) is recorded beside it, because on a
+small machine they share the cores with the client and that sharing bounds what any client can reach.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import resource
 import signal
 import statistics
 import subprocess
@@ -38,6 +41,7 @@ class Sample:
     bytes: int
     user_s: float = 0.0
     sys_s: float = 0.0
+    server_cpu_s: float = 0.0  # the servers' CPU (sandbox, S3 server) during the run
 
     @property
     def mb_s(self) -> float:
@@ -80,6 +84,22 @@ def run_measured(argv: Sequence[str], nbytes: int, env: Mapping[str, str] | None
                   bytes=nbytes, user_s=figures["user_s"], sys_s=figures["sys_s"])
 
 
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds a running process has used so far (0.0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime: fields 14 and 15
+
+
+def servers_cpu_s(s3_server_pid: int | None) -> float:
+    """CPU seconds the servers have used so far: the sandbox (threads of this driver process) and the S3 server."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    own = usage.ru_utime + usage.ru_stime
+    return own + (process_cpu_s(s3_server_pid) if s3_server_pid is not None else 0.0)
+
+
 def _tail(log: Path, limit: int = 400) -> str:
     try:
         text = log.read_bytes()[-4000:].decode("utf-8", "replace")
@@ -98,6 +118,8 @@ def median_sample(samples: Sequence[Sample]) -> dict[str, float]:
         "user_s": round(statistics.median(s.user_s for s in samples), 3),
         "sys_s": round(statistics.median(s.sys_s for s in samples), 3),
         "cpu_ms_per_mb": round(statistics.median(s.cpu_ms_per_mb for s in samples), 3),
+        "server_cpu_ms_per_mb": round(statistics.median(s.server_cpu_s * 1000 / (s.bytes / MB)
+                                                        for s in samples if s.bytes), 3),
         "peak_rss_mib": round(max(s.peak_rss_mib for s in samples), 1),
         "spread_pct": round(_spread(samples), 1),
     }

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import report
-from benchmarks.measure import Sample, marginal_cpu
+from benchmarks.measure import Sample, marginal_cpu, process_cpu_s
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "benchmarks" / "downloaders.py"
@@ -55,6 +55,7 @@ def test_tiny_benchmark_run_writes_json_markdown_and_chart(tmp_path: Path) -> No
             assert len(entry["runs"]) == 1
         fast = contenders["fast"]
         assert {"marginal_cpu_ms_per_mb", "fixed_cpu_s", "of_ceiling", "cpu_over_floor_ms_per_mb"} <= set(fast)
+        assert all(entry["server_cpu_ms_per_mb"] >= 0 for entry in contenders.values())
         sinks = [contenders[name]["mb_s"] for name in limits]
         assert block["limits_mb_s"] == {"source": workload["source_limit"]["mb_s"], "sink": max(sinks)}
         assert block["ceiling_mb_s"] == min(block["limits_mb_s"].values())
@@ -144,3 +145,43 @@ def test_goals_are_judged_from_the_numbers() -> None:
         "fast peak RSS": False,  # 260 MiB > 8 x 16 MiB + 100 MB
         "fast peak RSS flat as files grow": False,  # 260 / 160
     }
+
+
+def test_a_servers_cpu_is_read_from_proc() -> None:
+    burn = "import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass\nprint(1, flush=True)\n"
+    proc = subprocess.Popen([sys.executable, "-c", burn + "time.sleep(30)"], stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == b"1"
+        assert 0.25 <= process_cpu_s(proc.pid) < 5
+    finally:
+        proc.kill()
+        proc.wait()
+    assert process_cpu_s(proc.pid) == 0.0  # gone
+
+
+def test_the_bound_for_any_verifying_client_comes_from_the_probes_and_servers() -> None:
+    block = {"ceiling_mb_s": 650.0, "contenders": {
+        "sink-limit-put": {"kind": "limit", "mb_s": 650.0, "cpu_ms_per_mb": 0.5, "server_cpu_ms_per_mb": 2.5}}}
+    source = {"kind": "limit", "mb_s": 2500.0, "cpu_ms_per_mb": 0.35, "server_cpu_ms_per_mb": 0.1}
+    reach = report.verifying_client_bound(block, source, 0.6, 2)
+    assert reach is not None
+    # client >= 0.6 + 0.35 + 0.5 = 1.45 ms/MB, servers >= 0.1 + 2.5 = 2.6 ms/MB: 2 cores move at most 2000 / 4.05.
+    assert (reach["client_ms_per_mb"], reach["servers_ms_per_mb"]) == (1.45, 2.6)
+    assert reach["mb_s"] == pytest.approx(493.8, abs=0.1) and reach["of_ceiling"] == pytest.approx(0.76, abs=0.001)
+    assert report.verifying_client_bound(block, None, 0.6, 2) is None  # no source probe: no bound
+    del block["contenders"]["sink-limit-put"]["server_cpu_ms_per_mb"]
+    assert report.verifying_client_bound(block, source, 0.6, 2) is None
+
+
+def test_goal_notes_carry_the_bound() -> None:
+    results = _results(fast=400, s5cmd=200, threads=150, planet=100, sink=450, fast_net=0.9, peaks=[150] * 4)
+    s3 = results["workloads"][0]["destinations"]["s3"]
+    s3["contenders"]["sink-limit-put"] = {"kind": "limit", "mb_s": 450.0, "cpu_ms_per_mb": 0.5,
+                                          "server_cpu_ms_per_mb": 2.9}
+    results["workloads"][0]["source_limit"]["server_cpu_ms_per_mb"] = 0.1
+    results["machine"] = {"nproc": 2}
+    notes = {g["goal"].split(" (")[0]: g["note"] for g in report.goals(results)}
+    # client >= 0.6 + 2.5 (the made-up source probe) + 0.5; servers >= 3.0: 2000 / 6.6 = 303 MB/s of 450.
+    assert "the most any verifying client can reach here: 303 MB/s = 67%" in notes["S3: fast vs the ceiling"]
+    assert "raw receive 2.50 + raw send 0.50 = +3.00 over the floor" in notes["S3: fast client CPU per MB"]
+    assert "raw receive" not in notes["local: fast client CPU per MB"]
