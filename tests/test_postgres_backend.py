@@ -222,3 +222,10 @@ def test_cli_in_a_real_process_keeps_the_password_out_even_with_debug(postgres_u
     for text in (done.stdout, done.stderr, failed.stdout, failed.stderr):
         assert PG_PASSWORD not in text
     assert not (Path(os.environ["HOME"]) / ".flowzero").exists()
+
+
+def test_shared_queries_get_psycopg_placeholders() -> None:
+    """The shared SQL store writes ``?``; psycopg needs ``%s``, and a literal ``%`` doubled."""
+    from flowzero_postgres.session import pyformat
+
+    assert pyformat("SELECT 1 FROM t WHERE a = ? AND b LIKE 'x%'") == b"SELECT 1 FROM t WHERE a = %s AND b LIKE 'x%%'"

@@ -3,7 +3,7 @@
 ``NNNN_name.sql`` files are read with :mod:`importlib.resources` (they ship in the wheel), applied in order
 inside one ``BEGIN IMMEDIATE`` transaction and recorded in ``schema_migrations``; so several processes opening
 a fresh database at once apply each migration exactly once, and a failing migration leaves the database as it
-was.
+was. The apply loop (:func:`apply_migrations`) serves every SQL backend; each brings its own lock.
 A database whose newest migration is newer than this code knows is refused rather than misread.
 """
 
@@ -12,12 +12,16 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from flowzero.errors import StorageError
 from flowzero.storage.records import utc_now
+from flowzero.storage.sqlite_session import SqliteSession
+from flowzero.storage.sqlstore import Session
 
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
     import apsw
 
 _FILE_NAME = re.compile(r"^(\d{4})_([A-Za-z0-9_]+)\.sql$")
@@ -65,12 +69,17 @@ def bundled_migrations(package: str = "flowzero.storage") -> list[Migration]:
     return found
 
 
-def _recorded_versions(conn: apsw.Connection) -> set[int]:
-    exists = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'").fetchall()
-    if not exists:
-        return set()
-    return {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+class MigrationTarget(Session, Protocol):
+    """A connection as :func:`apply_migrations` uses it: a session plus the backend's own locking and errors."""
+
+    def has_table(self, name: str) -> bool:
+        """Whether the table exists."""
+
+    def locked_transaction(self) -> AbstractContextManager[object]:
+        """One transaction holding the lock that makes every other migrating process wait."""
+
+    def run_script(self, step: Migration, where: str) -> None:
+        """Run the step's SQL as written (several statements); a failure as a one-line StorageError."""
 
 
 def refuse_newer(recorded: set[int], known: int, where: str) -> None:
@@ -82,35 +91,55 @@ def refuse_newer(recorded: set[int], known: int, where: str) -> None:
         )
 
 
-def migrate(conn: apsw.Connection, where: str, migrations: Sequence[Migration] | None = None) -> int:
-    """Bring the database up to date and return its schema version.
+def recorded_versions(db: MigrationTarget) -> set[int]:
+    """Versions recorded in ``schema_migrations`` (none if the table does not exist yet)."""
+    if not db.has_table("schema_migrations"):
+        return set()
+    return {row[0] for row in db.rows("SELECT version FROM schema_migrations")}
 
-    A cheap read first: an up-to-date database (the common case) takes no write lock at all.
+
+def apply_migrations(db: MigrationTarget, steps: Sequence[Migration], where: str) -> int:
+    """Apply the steps not yet recorded, in order, in one locked transaction; return the schema version.
+
+    A cheap read first: an up-to-date database (the common case) takes no lock and writes nothing.
     """
-    steps = sorted(bundled_migrations() if migrations is None else migrations)
+    steps = sorted(steps)
     known = steps[-1].version if steps else 0
-    recorded = _recorded_versions(conn)
+    recorded = recorded_versions(db)
     refuse_newer(recorded, known, where)
     if all(step.version in recorded for step in steps):
         return max(recorded, default=0)
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.execute(_CREATE_TABLE)
-        recorded = _recorded_versions(conn)  # another process may have migrated while we waited for the lock
+    with db.locked_transaction():
+        db.run(_CREATE_TABLE)
+        recorded = recorded_versions(db)  # another process may have migrated while we waited for the lock
         refuse_newer(recorded, known, where)
         for step in steps:
             if step.version in recorded:
                 continue
-            try:
-                conn.execute(step.sql)
-            except Exception as exc:
-                raise StorageError(f"migration {step.label} failed on database {where}: {exc}") from exc
-            conn.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                         (step.version, step.name, utc_now()))
+            db.run_script(step, where)
+            db.run("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                   (step.version, step.name, utc_now()))
             recorded.add(step.version)
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
     return max(recorded, default=0)
+
+
+class _SqliteMigrations(SqliteSession):
+    """SQLite's side: ``BEGIN IMMEDIATE`` is the lock, and a failure keeps its cause."""
+
+    def has_table(self, name: str) -> bool:
+        return bool(self.rows("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)))
+
+    def locked_transaction(self) -> AbstractContextManager[object]:
+        return self.immediate_transaction()
+
+    def run_script(self, step: Migration, where: str) -> None:
+        try:
+            self.conn.execute(step.sql)
+        except Exception as exc:
+            raise StorageError(f"migration {step.label} failed on database {where}: {exc}") from exc
+
+
+def migrate(conn: apsw.Connection, where: str, migrations: Sequence[Migration] | None = None) -> int:
+    """Bring the SQLite database up to date and return its schema version."""
+    return apply_migrations(_SqliteMigrations(conn), bundled_migrations() if migrations is None else migrations,
+                            where)
