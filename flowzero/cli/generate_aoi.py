@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import signal
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
 from flowzero.cli.context import AppContext
+from flowzero.cli.serving import serve_in_foreground
 from flowzero.errors import UsageError
 
 DEFAULT_TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"  # = flowzero.webaoi.DEFAULT_TILES
-
-
-def _stop_on_sigterm(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
 
 
 def _tiles(value: str) -> str:
@@ -46,29 +41,19 @@ def generate_aoi(app: AppContext, port: int, output_dir: Path, no_browser: bool,
     """
     from flowzero.webaoi import AoiEditor
 
-    tile_url = _tiles(tiles)
-    editor = AoiEditor(output_dir, port=port, tiles=tile_url)
-    try:
-        editor.bind()
-    except OSError as exc:
-        raise UsageError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}",
-                         hint="choose another --port, or 0 for any free port") from None
-    previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    click.echo(f"AOI editor at {editor.url} (saving to {output_dir.resolve()})")
-    click.echo("Press Ctrl-C to stop.")
-    sys.stdout.flush()
-    if not no_browser:
-        import webbrowser
+    editor = AoiEditor(output_dir, port=port, tiles=_tiles(tiles))
 
-        if not webbrowser.open(editor.url):
-            click.echo(f"No browser could be opened: visit {editor.url}", err=True)
-    try:
-        editor.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        editor.close()
-        signal.signal(signal.SIGTERM, previous)
+    def announce() -> None:
+        click.echo(f"AOI editor at {editor.url} (saving to {output_dir.resolve()})")
+        click.echo("Press Ctrl-C to stop.")
+        sys.stdout.flush()
+        if not no_browser:
+            import webbrowser
+
+            if not webbrowser.open(editor.url):
+                click.echo(f"No browser could be opened: visit {editor.url}", err=True)
+
+    serve_in_foreground(editor, port, announce)
     saved = len(editor.folder.list())
     if not app or not app.quiet:
         click.echo(f"AOI editor stopped; {saved} AOI file(s) in {output_dir}.", err=True)

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import os
-import signal
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
 from flowzero.cli.context import AppContext
-from flowzero.errors import UsageError
+from flowzero.cli.serving import serve_in_foreground
 
 DEFAULT_DATA_DIR = "~/.flowzero/sandbox"
 
@@ -33,10 +31,6 @@ def _make_private_folders(folder: Path) -> None:
 @click.group("sandbox")
 def sandbox_group() -> None:
     """A local Planet-compatible server for trying flowzero offline, tests and benchmarks."""
-
-
-def _stop_on_sigterm(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
 
 
 @sandbox_group.command("serve")
@@ -64,30 +58,21 @@ def serve(app: AppContext, port: int, data_dir: str, file_size: int, polls_per_s
     _make_private_folders(folder)
     sandbox = Sandbox(folder, port=port, file_size=file_size, polls_per_state=polls_per_state,
                       amazon_s3_endpoint=amazon_s3_endpoint)
-    try:
-        sandbox.bind()
-    except OSError as exc:
-        raise UsageError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}",
-                         hint="choose another --port, or 0 for any free port") from None
-    previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    for line in (
-        f"Planet sandbox listening on {sandbox.url} (data in {folder})",
-        f"export FLOWZERO_PLANET_API_URL={sandbox.api_url}",
-        f"export FLOWZERO_PLANET_ORDERS_URL={sandbox.orders_url}",
-        f"export FLOWZERO_PLANET_BASEMAPS_URL={sandbox.basemaps_url}",
-        "export PL_API_KEY=sandbox   # any key except 'invalid-key'",
-        f"# Planet's CLI: planet orders --base-url {sandbox.url}/compute/ops ...",
-        "Press Ctrl-C to stop.",
-    ):
-        click.echo(line)
-    sys.stdout.flush()
-    try:
-        sandbox.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sandbox.close()
-        signal.signal(signal.SIGTERM, previous)
+
+    def announce() -> None:
+        for line in (
+            f"Planet sandbox listening on {sandbox.url} (data in {folder})",
+            f"export FLOWZERO_PLANET_API_URL={sandbox.api_url}",
+            f"export FLOWZERO_PLANET_ORDERS_URL={sandbox.orders_url}",
+            f"export FLOWZERO_PLANET_BASEMAPS_URL={sandbox.basemaps_url}",
+            "export PL_API_KEY=sandbox   # any key except 'invalid-key'",
+            f"# Planet's CLI: planet orders --base-url {sandbox.url}/compute/ops ...",
+            "Press Ctrl-C to stop.",
+        ):
+            click.echo(line)
+        sys.stdout.flush()
+
+    serve_in_foreground(sandbox, port, announce)
     click.echo("Sandbox stopped.", err=True)
 
 

@@ -22,13 +22,13 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from flowzero.localserver import HOST, LocalServer
 from flowzero.sandbox.api import AUTH_MESSAGE, ApiError, bad_request, page_size
 from flowzero.sandbox.faults import Faults, RequestLog
 from flowzero.sandbox.ranges import RangeNotSatisfiable, parse_range
 
 log = logging.getLogger("flowzero.sandbox")
 
-HOST = "127.0.0.1"
 INVALID_KEY = "invalid-key"
 MAX_BODY = 64 * 1024 * 1024
 _CHUNK = 64 * 1024
@@ -458,97 +458,52 @@ class _Handler(BaseHTTPRequestHandler):
             raise bad_request(str(exc)) from None
 
 
-class Sandbox:
+class Sandbox(LocalServer):
     """A Planet-compatible server on 127.0.0.1 for tests, benchmarks and offline use.
 
     ``with Sandbox(tmp_path) as sb:`` serves in a daemon thread until the block ends; ``serve_forever()``
     serves in the foreground (the CLI). Orders persist in ``data_dir``: a new Sandbox there knows them.
     """
 
+    label = "the sandbox"
+    thread_name = "flowzero-sandbox"
+
     def __init__(self, data_dir: Path | str, port: int = 0, file_size: int = 256 * 1024,
                  polls_per_state: int = 1, link_ttl: float = 3600.0,
                  amazon_s3_endpoint: str | None = None) -> None:
         if file_size < 8:
             raise ValueError("file_size must be at least 8 bytes (a TIFF header)")
-        if not 0 <= port <= 65535:
-            raise ValueError(f"port {port} is not between 0 and 65535")
+        super().__init__(port)
         self.data_dir = Path(data_dir)
         self.file_size = file_size
-        self._port = port
         self._polls_per_state = polls_per_state
         self._link_ttl = link_ttl
         self._amazon_s3_endpoint = amazon_s3_endpoint  # stands in for Amazon S3 in amazon_s3 deliveries
-        self._server: _Server | None = None
         self._app: _App | None = None
-        self._thread: threading.Thread | None = None
-        self._foreground: threading.Thread | None = None
 
-    # -- lifecycle -------------------------------------------------------------------------------------------
+    # -- lifecycle (the rest is LocalServer's) ---------------------------------------------------------------
 
-    def bind(self) -> Sandbox:
-        """Open the socket and load the state (OSError if the port is taken); no requests served yet."""
-        if self._server is None:
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            server = _Server(self._port)
-            try:
-                url = f"http://{HOST}:{server.server_address[1]}"
-                server.app = _App(self.data_dir, url, self.file_size, self._polls_per_state, self._link_ttl,
-                                  self._amazon_s3_endpoint)
-            except BaseException:
-                server.server_close()
-                raise
-            self._server, self._app = server, server.app
-        return self
-
-    def start(self) -> Sandbox:
-        """Serve in a daemon thread."""
-        self.bind()
-        if self._thread is None:
-            assert self._server is not None
-            self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
-                                            name="flowzero-sandbox", daemon=True)
-            self._thread.start()
-        return self
-
-    def serve_forever(self) -> None:
-        """Serve in this thread until KeyboardInterrupt (or :meth:`close` from another thread)."""
-        self.bind()
-        assert self._server is not None
-        self._foreground = threading.current_thread()
+    def _make_server(self) -> _Server:
+        """The socket and the state (orders, files) from ``data_dir``."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        server = _Server(self._port)
         try:
-            self._server.serve_forever(poll_interval=0.2)
-        finally:
-            self._foreground = None
-            self.close()
+            url = f"http://{HOST}:{server.server_address[1]}"
+            server.app = _App(self.data_dir, url, self.file_size, self._polls_per_state, self._link_ttl,
+                              self._amazon_s3_endpoint)
+        except BaseException:
+            server.server_close()
+            raise
+        self._app = server.app
+        return server
 
-    def close(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
-            return
-        if self._thread is not None:
-            server.shutdown()
-            self._thread.join(timeout=5)
-            self._thread = None
-        elif self._foreground not in (None, threading.current_thread()):
-            server.shutdown()  # serve_forever() runs in another thread: stop it first
+    def _release(self, server: ThreadingHTTPServer) -> None:
+        assert isinstance(server, _Server) and self._app is not None
         server.close_connections()
         server.server_close()
-        assert self._app is not None
         self._app.orders.close()
 
-    def __enter__(self) -> Sandbox:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     # -- addresses -------------------------------------------------------------------------------------------
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("the sandbox is not running")
-        return int(self._server.server_address[1])
 
     @property
     def url(self) -> str:

@@ -24,11 +24,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flowzero.errors import AOIError, FlowzeroError
+from flowzero.localserver import HOST, LocalServer
 from flowzero.webaoi.folder import AoiExistsError, AoiFolder
 
 log = logging.getLogger("flowzero.webaoi")
 
-HOST = "127.0.0.1"
 STATIC_DIR = Path(__file__).parent / "static"
 DEFAULT_TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
 TILES_ATTRIBUTION = "&copy; OpenStreetMap contributors"
@@ -175,66 +175,23 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
 
-class AoiEditor:
+class AoiEditor(LocalServer):
     """The `generate-aoi` server for one folder on 127.0.0.1 (``port=0``: any free port).
 
     ``with AoiEditor(folder) as editor:`` serves in a daemon thread (tests); ``serve_forever()`` in the
     foreground until KeyboardInterrupt (the CLI).
     """
 
+    label = "the AOI editor"
+    thread_name = "flowzero-generate-aoi"
+
     def __init__(self, folder: Path | str, port: int = 0, tiles: str = DEFAULT_TILES) -> None:
-        if not 0 <= port <= 65535:
-            raise ValueError(f"port {port} is not between 0 and 65535")
+        super().__init__(port)
         self.folder = AoiFolder(folder)
         self.tiles = tiles
-        self._port = port
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
-    def bind(self) -> AoiEditor:
-        """Open the socket (OSError if the port is taken); nothing is served yet."""
-        if self._server is None:
-            self._server = _Server(self._port, self.folder, self.tiles)
-        return self
-
-    def start(self) -> AoiEditor:
-        self.bind()
-        if self._thread is None:
-            assert self._server is not None
-            self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
-                                            name="flowzero-generate-aoi", daemon=True)
-            self._thread.start()
-        return self
-
-    def serve_forever(self) -> None:
-        self.bind()
-        assert self._server is not None
-        try:
-            self._server.serve_forever(poll_interval=0.2)
-        finally:
-            self.close()
-
-    def close(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
-            return
-        if self._thread is not None:
-            server.shutdown()
-            self._thread.join(timeout=5)
-            self._thread = None
-        server.server_close()
-
-    def __enter__(self) -> AoiEditor:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("the AOI editor is not running")
-        return int(self._server.server_address[1])
+    def _make_server(self) -> _Server:
+        return _Server(self._port, self.folder, self.tiles)
 
     @property
     def url(self) -> str:
