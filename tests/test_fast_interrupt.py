@@ -6,14 +6,13 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
+from tests.fixtures.loopback import LoopbackServer, QuietHandler
 from tests.fixtures.s3 import S3Bucket
 
 MIB = 1024 * 1024
@@ -41,12 +40,7 @@ print("finished", flush=True)
 def trickle_server() -> Iterator[str]:
     """Serves SIZE bytes slowly (64 KiB every 20 ms) and stops as soon as the client goes away."""
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args: object) -> None:
-            pass
-
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
             self.send_response(200)
             self.send_header("Content-Length", str(SIZE))
@@ -59,13 +53,9 @@ def trickle_server() -> Iterator[str]:
             except OSError:
                 return
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    host, port = server.server_address[:2]
-    yield f"http://{host}:{port}/slow.tif"
-    server.shutdown()
-    server.server_close()
+    server = LoopbackServer(Handler).start()
+    yield f"{server.url}/slow.tif"
+    server.close()
 
 
 def _wait_for(condition: object, timeout: float) -> bool:

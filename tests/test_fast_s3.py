@@ -9,9 +9,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import random
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from flowzero.downloaders.fast import FastDownloader
 from flowzero.errors import TransferError
 from flowzero.models import TransferJob, TransferResult
 from tests.fixtures.fileserver import FileServer
+from tests.fixtures.loopback import LoopbackServer, QuietHandler
 from tests.fixtures.s3 import S3Bucket
 
 MIB = 1024 * 1024
@@ -176,28 +176,19 @@ class FakeS3:
     def __init__(self) -> None:
         self.script: list[tuple[int, str]] = []
         self.requests: list[dict[str, Any]] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
+        self._http = LoopbackServer(self._handler()).start()
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return self._http.url
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._http.close()
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def _answer(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""

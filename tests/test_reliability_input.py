@@ -14,9 +14,8 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,6 +25,7 @@ from click.testing import CliRunner, Result
 
 from flowzero.cli import cli
 from flowzero.models import Order
+from tests.fixtures.loopback import LoopbackServer, QuietHandler
 
 AOI = "SalinasRiver"
 MOSAIC = "global_monthly_2024_03_mosaic"
@@ -46,9 +46,7 @@ class HostilePlanet:
 
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
+        self._http = LoopbackServer(self._handler()).start()
         names = [*HOSTILE, "quads/L15-0345E-1240N.tif"]
         for i, name in enumerate(names):
             self.files[f"f{i}"] = hashlib.sha256(name.encode()).digest() * 2048  # 64 KiB each
@@ -66,21 +64,15 @@ class HostilePlanet:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self._http.url
 
     def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._http.close()
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         planet = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 path = urlsplit(self.path).path
                 if path == f"/orders/v2/{ORDER_ID}":

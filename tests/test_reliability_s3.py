@@ -13,7 +13,7 @@ import http.client
 import random
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,6 +24,7 @@ from flowzero.downloaders.base import DownloadOptions
 from flowzero.errors import TransferError
 from flowzero.models import TransferJob, TransferResult
 from tests.fixtures.fileserver import FileServer
+from tests.fixtures.loopback import LoopbackServer, QuietHandler
 from tests.fixtures.s3 import S3Bucket
 
 MIB = 1024 * 1024
@@ -45,17 +46,14 @@ class FaultyS3Proxy:
         self.deny = False
         self.log: list[tuple[str, str, int]] = []  # method, path?query, status
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
+        self._http = LoopbackServer(self._handler()).start()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self._http.url
 
     def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._http.close()
 
     def _take_slowdown(self) -> bool:
         with self._lock:
@@ -67,12 +65,7 @@ class FaultyS3Proxy:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def _body(self) -> bytes:
                 if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
                     data = bytearray()
