@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, Optional
 
 # Planet's order states; the last four are final.
@@ -60,9 +61,21 @@ class TransferJob:
     name: str = ""
 
 
+class FailureReason(str, Enum):
+    """Why a transfer failed, as a value (never matched in error text). Delivery acts on it: ``EXPIRED_LINK``
+    makes it fetch the order again for fresh links; ``CHECKSUM`` is fetched once more; ``AUTH`` stops the run."""
+
+    EXPIRED_LINK = "expired_link"  # the source refused the link (401/403/410): fresh links may cure it
+    CHECKSUM = "checksum"  # the bytes do not match the manifest's size or digest
+    AUTH = "auth"  # the destination refused the credentials
+    RATE_LIMITED = "rate_limited"  # the source kept answering 429 until the time budget ran out
+    TOO_LARGE = "too_large"  # the source sent (or announced) more bytes than allowed
+    OTHER = "other"
+
+
 @dataclass
 class TransferResult:
-    """What happened to one :class:`TransferJob`."""
+    """What happened to one :class:`TransferJob`; a failed one says why in ``reason`` (and ``error`` in words)."""
 
     job: TransferJob
     ok: bool
@@ -71,3 +84,4 @@ class TransferResult:
     seconds: float = 0.0
     digest: Optional[str] = None
     error: Optional[str] = None
+    reason: Optional[FailureReason] = None
