@@ -28,7 +28,7 @@ from flowzero.errors import FlowzeroError
 from flowzero.models import FINAL_STATES, ORDER_STATES, FailureReason, Order, TransferJob, TransferResult
 from flowzero.redact import redact
 
-LINK_MARGIN = 120.0  # seconds: a download link expiring sooner than this is renewed before it is used
+LINK_MARGIN = 60.0  # seconds: a download link expiring sooner than this is renewed before it is used
 # Categories an order ends in; these make the exit status 1. "unverified": every file arrived, but some could
 # not be checked (no manifest entry or no digest); --allow-unverified accepts them as delivered.
 FAILING = ("failed", "incomplete", "error", "unverified")

@@ -148,7 +148,7 @@ def _check_status(response: httpx.Response, job: TransferJob, sink: Sink, hasher
         _restart(sink, hasher, progress)
         raise _Retry("range not satisfiable")
     elif status == 429:
-        raise _Throttled(throttle_hint(response))
+        raise _Throttled(throttle_hint(response.headers, _start_of_body(response)))
     elif status in RETRY_STATUS:
         raise _Retry(f"HTTP {status}", _retry_after(response))
     elif status in EXPIRED_STATUS:
@@ -191,6 +191,16 @@ def _attempt(client: httpx.Client, job: TransferJob, sink: Sink, hasher: StreamH
                 window_start, window_bytes = now, 0
     if job.size is not None and sink.offset < job.size:
         raise _Retry(f"short body: {sink.offset} of {job.size} bytes")
+
+
+def _start_of_body(response: httpx.Response, limit: int = 4096) -> str:
+    """The first bytes of a streamed error answer (Planet's 429 says how long to wait), never more."""
+    data = b""
+    for chunk in response.iter_raw():
+        data += chunk
+        if len(data) >= limit:
+            break
+    return data[:limit].decode("utf-8", "replace")
 
 
 def _limit_text(job: TransferJob, limit: int) -> str:

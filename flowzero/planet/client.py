@@ -287,7 +287,7 @@ class PlanetClient:
     def _wait_out_refusal(self, response: httpx.Response, label: str, pacer: Optional[Pacer],
                           budget: ThrottleBudget) -> None:
         """After a 429: slow the class down (or back off, unpaced) and wait, unless that breaks the budget."""
-        hint = throttle_hint(response)
+        hint = throttle_hint(response.headers, response.text)
         wait = refusal_wait(pacer, hint, backoff_delay(self.policy, budget.refusals + 1))
         if not budget.charge(wait):
             if hint is not None and hint > budget.seconds - budget.spent:

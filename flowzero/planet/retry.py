@@ -72,13 +72,13 @@ def parse_retry_after(value: str | None, cap: float = 120.0, now: datetime | Non
 _RETRY_IN = re.compile(r"retry-in\s+(\d+(?:\.\d+)?)\s*(ms|s)\b", re.IGNORECASE)
 
 
-def throttle_hint(response: httpx.Response) -> float | None:
+def throttle_hint(headers: httpx.Headers, text: str) -> float | None:
     """How long a 429 asks to wait: ``Retry-After`` (uncapped: the caller weighs it against its budget), else
-    the ``retry-in 200ms`` of Planet's message, else None."""
-    after = parse_retry_after(response.headers.get("Retry-After"), cap=float("inf"))
+    the ``retry-in 200ms`` of Planet's message (``text``, the start of the body), else None."""
+    after = parse_retry_after(headers.get("Retry-After"), cap=float("inf"))
     if after is not None:
         return after
-    match = _RETRY_IN.search(response.text[:500])
+    match = _RETRY_IN.search(text[:500])
     if match is None:
         return None
     value = float(match.group(1))
