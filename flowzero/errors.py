@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from flowzero.models import FailureReason
+
 
 class FlowzeroError(Exception):
     """An error the user can act on: ``message`` says what went wrong, ``hint`` how to fix it."""
@@ -52,4 +54,11 @@ class AuthError(PlanetError):
 
 
 class TransferError(FlowzeroError):
-    """A file could not be downloaded, verified or written."""
+    """A file could not be downloaded, verified or written; ``reason`` says why as a value (delivery acts on it:
+    an expired link is fetched again with fresh links)."""
+
+    default_reason: FailureReason = FailureReason.OTHER
+
+    def __init__(self, message: str, hint: str | None = None, reason: FailureReason | None = None) -> None:
+        super().__init__(message, hint)
+        self.reason = reason or self.default_reason

@@ -85,3 +85,7 @@ class TransferResult:
     digest: Optional[str] = None
     error: Optional[str] = None
     reason: Optional[FailureReason] = None
+
+    def __post_init__(self) -> None:
+        if not self.ok and self.reason is None:
+            self.reason = FailureReason.OTHER

@@ -364,13 +364,41 @@ def test_create_order_retries_when_the_server_refused(client: PlanetClient, mock
     assert route.call_count == 2
 
 
-def test_create_order_refused_until_exhausted_is_a_plain_error(client: PlanetClient,
-                                                               mock: respx.MockRouter) -> None:
+def test_create_order_refused_beyond_the_throttle_budget_is_a_plain_error(mock: respx.MockRouter,
+                                                                         sleeps: Sleeps) -> None:
+    """429 is flow control: it does not use up the 3 retries; only the time budget ends the waiting."""
     route = mock.post(ORDERS).respond(429, text="slow down")
-    with pytest.raises(PlanetError, match="still failing after 3 retries") as info:
-        client.create_order(REQUEST)
+    with make_client(sleeps, backoff_base=1.0, throttle_budget=100.0) as planet, \
+            pytest.raises(PlanetError, match=r"rate limited \(HTTP 429\): Planet kept answering HTTP 429") as info:
+        planet.create_order(REQUEST)
     assert not isinstance(info.value, OrderSubmissionUncertain)
-    assert route.call_count == 4
+    assert info.value.status_code == 429
+    assert route.call_count == 7  # waits of about 1, 2, 4, 8, 16, 32 s; the 64 s one would pass 100 s
+    assert 60 <= sum(sleeps) <= 100
+
+
+def test_a_429_storm_longer_than_the_retries_is_waited_out(client: PlanetClient, mock: respx.MockRouter,
+                                                          sleeps: Sleeps) -> None:
+    route = mock.get(f"{ORDERS}/abc").mock(side_effect=[httpx.Response(429, text="max rate reached")] * 6
+                                           + [httpx.Response(200, json=order("abc"))])
+    assert client.get_order("abc")["id"] == "abc"  # 6 refusals, max_retries 3
+    assert route.call_count == 7 and len(sleeps) == 6
+
+
+def test_planets_retry_in_hint_is_honoured(client: PlanetClient, mock: respx.MockRouter, sleeps: Sleeps) -> None:
+    mock.get(f"{ORDERS}/abc").mock(side_effect=[
+        httpx.Response(429, json={"message": "max rate reached: retry-in 200ms"}),
+        httpx.Response(200, json=order("abc"))])
+    client.get_order("abc")
+    assert sleeps == [0.2]
+
+
+def test_a_retry_after_beyond_the_budget_fails_at_once_and_says_so(mock: respx.MockRouter, sleeps: Sleeps) -> None:
+    route = mock.get(f"{ORDERS}/abc").respond(429, headers={"Retry-After": "999999"})
+    with make_client(sleeps, throttle_budget=600.0) as planet, pytest.raises(PlanetError) as info:
+        planet.get_order("abc")
+    assert "Planet asks to wait 999,999 s (Retry-After), more than the 600 s left" in str(info.value)
+    assert route.call_count == 1 and sleeps == []
 
 
 def test_cancel_order_puts(client: PlanetClient, mock: respx.MockRouter) -> None:

@@ -97,26 +97,43 @@ def test_429_on_search_and_order_is_waited_out(sandbox: Sandbox, planet_env: dic
     fault_ledger.record(6, "429 Retry-After (search, order)", "submit", 2, survived=True)
 
 
-def test_429_until_retries_run_out_is_one_clear_error(sandbox: Sandbox, planet_env: dict[str, str],
-                                                       monkeypatch: pytest.MonkeyPatch, fault_ledger: Any) -> None:
+def test_a_429_storm_longer_than_the_retries_is_waited_out(sandbox: Sandbox, planet_env: dict[str, str],
+                                                          fault_ledger: Any) -> None:
+    """429 is flow control: six refusals in a row, with only 2 retries allowed for real errors, still end in one
+    order."""
+    sandbox.set_faults(rate_limit=6, retry_after=0)
+    result = invoke(*SUBMIT, "--json")
+    assert result.exit_code == 0, result.output
+    statuses = [r["status"] for r in sandbox.requests() if r["path"] != "/_sandbox/faults"]
+    assert statuses[:7] == [429] * 6 + [200]
+    assert [r["status"] for r in calls(sandbox, "POST", ORDERS_PATH)] == [202]
+    orders, intents = recorded(planet_env["FLOWZERO_DATABASE_PATH"])
+    assert len(orders) == 1 and intents == []
+    fault_ledger.record(6, "429 storm longer than the retries", "submit", 6, survived=True)
+
+
+def test_429_beyond_the_throttle_budget_is_one_clear_error(sandbox: Sandbox, planet_env: dict[str, str],
+                                                           monkeypatch: pytest.MonkeyPatch, fault_ledger: Any) -> None:
     db = planet_env["FLOWZERO_DATABASE_PATH"]
-    sandbox.set_faults(rate_limit=100, retry_after=0)
+    monkeypatch.setenv("FLOWZERO_PLANET_THROTTLE_BUDGET", "0.3")
+    sandbox.set_faults(rate_limit=1000, retry_after=0)
     search = invoke(*SUBMIT)
     assert search.exit_code == 1
     [line] = search.stderr.strip().splitlines()[-1:]
-    assert line.startswith("Error: ") and "HTTP 429" in line and "after 2 retries" in line
-    assert [r["status"] for r in calls(sandbox, "POST", "/quick-search")] == [429, 429, 429]
-    refused = 3
+    assert line.startswith("Error: ") and "rate limited (HTTP 429)" in line and "planet.throttle_budget (0.3 s)" in line
+    searches = [r["status"] for r in calls(sandbox, "POST", "/quick-search")]
+    assert set(searches) == {429} and len(searches) >= 2  # paced: each refusal doubles the spacing
+    refused = len(searches)
     sandbox.reset_faults()
     sandbox.clear_requests()
 
-    disarm = arm_before_order_post(monkeypatch, sandbox, rate_limit=100, retry_after=0)
+    disarm = arm_before_order_post(monkeypatch, sandbox, rate_limit=1000, retry_after=0)
     order = invoke(*SUBMIT)
     assert order.exit_code == 1
     last = order.stderr.strip().splitlines()[-1]
     assert last.startswith("Error: ") and "HTTP 429" in last
     posts = calls(sandbox, "POST", ORDERS_PATH)
-    assert [r["status"] for r in posts] == [429, 429, 429]  # never accepted
+    assert {r["status"] for r in posts} == {429}  # never accepted
     refused += len(posts)
     orders, _ = recorded(db)
     assert orders == []
@@ -125,10 +142,11 @@ def test_429_until_retries_run_out_is_one_clear_error(sandbox: Sandbox, planet_e
 
     rerun = invoke(*SUBMIT)  # later, without the rate limit: ordered once
     assert rerun.exit_code == 0, rerun.output
-    assert [r["status"] for r in calls(sandbox, "POST", ORDERS_PATH)] == [429, 429, 429, 202]
+    assert [r["status"] for r in calls(sandbox, "POST", ORDERS_PATH)][-1] == 202
+    assert sum(r["status"] == 202 for r in calls(sandbox, "POST", ORDERS_PATH)) == 1
     orders, intents = recorded(db)
     assert len(orders) == 1 and intents == []
-    fault_ledger.record(6, "429 until retries run out", "submit", refused, survived=True)
+    fault_ledger.record(6, "429 beyond the throttle budget", "submit", refused, survived=True)
 
 
 # -- item 9: SIGKILL between Planet accepting an order and the database commit ----------------------------------

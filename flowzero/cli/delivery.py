@@ -30,6 +30,8 @@ def delivery_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--wait", is_flag=True, help="Poll (with backoff) until orders are final."),
         click.option("--wait-timeout", type=float, metavar="SECONDS",
                      help="With --wait: give up waiting after this long (the order keeps running)."),
+        click.option("--allow-unverified", is_flag=True,
+                     help="Accept files Planet's manifest gives no digest for (otherwise: exit status 1)."),
         json_option,
     ]
     for option in reversed(options):
@@ -38,7 +40,8 @@ def delivery_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _settings(app: AppContext, output: str | None, overwrite: bool, downloader: str | None, use_s5cmd: bool,
-              wait: bool, wait_timeout: float | None, as_json: bool) -> DeliverySettings:
+              wait: bool, wait_timeout: float | None, as_json: bool, allow_unverified: bool = False
+              ) -> DeliverySettings:
     from flowzero import plugins
     from flowzero.delivery.deliver import DeliverySettings
     from flowzero.delivery.destination import parse_output
@@ -58,7 +61,7 @@ def _settings(app: AppContext, output: str | None, overwrite: bool, downloader: 
 
     show = not (as_json or app.quiet) and sys.stderr.isatty()
     return DeliverySettings(destination=destination, downloader=name, overwrite=overwrite, wait=wait,
-                            wait_timeout=wait_timeout, show_progress=show)
+                            wait_timeout=wait_timeout, show_progress=show, allow_unverified=allow_unverified)
 
 
 def _say(app: AppContext, as_json: bool) -> Callable[[str], None]:
@@ -72,7 +75,7 @@ def _say(app: AppContext, as_json: bool) -> Callable[[str], None]:
 
 def _detail(outcome: OrderOutcome) -> str:
     parts: list[str] = []
-    if outcome.destination and outcome.category in ("delivered", "partial", "incomplete"):
+    if outcome.destination and outcome.category in ("delivered", "partial", "incomplete", "unverified"):
         fresh = len(outcome.files) - outcome.skipped
         parts.append(f"{fresh} downloaded, {outcome.skipped} already present")
     if outcome.failed_files:
@@ -93,6 +96,7 @@ _RESULT_WORDS = {
     "delivered": "delivered", "partial": "partial", "ready": "finished (not downloaded)",
     "pending": "pending", "failed": "FAILED", "cancelled": "cancelled", "skipped": "skipped",
     "incomplete": "FILES FAILED", "error": "ERROR", "elsewhere": "in progress elsewhere",
+    "unverified": "NOT VERIFIED",
 }
 
 
@@ -103,10 +107,10 @@ def _summary_counts(outcomes: Sequence[OrderOutcome]) -> dict[str, int]:
 
 
 def _summary_line(counts: dict[str, int]) -> str:
-    order = ("delivered", "partial", "ready", "pending", "failed", "cancelled", "incomplete", "error",
-             "skipped", "elsewhere")
+    order = ("delivered", "partial", "ready", "pending", "failed", "cancelled", "incomplete", "unverified",
+             "error", "skipped", "elsewhere")
     labels = {"ready": "finished (not downloaded)", "incomplete": "with failed files", "error": "not checked",
-              "elsewhere": "in progress elsewhere"}
+              "elsewhere": "in progress elsewhere", "unverified": "with unverified files"}
     return ", ".join(f"{counts[c]} {labels.get(c, c)}" for c in order if counts.get(c) or c in
                      ("delivered", "partial", "pending", "failed", "cancelled"))
 
@@ -123,15 +127,14 @@ def _exit_status(ctx: click.Context, outcomes: Sequence[OrderOutcome]) -> None:
         ctx.exit(1)
 
 
-def _checker(app: AppContext, store: Any, settings: DeliverySettings,
-             say: Callable[[str], None]) -> Callable[[list[Any]], list[OrderOutcome]]:
-    """Checks (and delivers) a few claimed orders: what the work-sharing walk calls for each handful."""
-    from flowzero.delivery.deliver import check_orders
+def _gate(store: Any, settings: DeliverySettings, force: bool, say: Callable[[str], None],
+          lease_seconds: float | None = None) -> Any:
+    """The claim gate that shares the work with other runs, or None for a store without claims."""
+    from flowzero.delivery.claims import DEFAULT_LEASE_SECONDS, ClaimGate, supports_claims
 
-    def process(claimed: list[Any]) -> list[OrderOutcome]:
-        return check_orders([(r.order_id, r) for r in claimed], app.planet(), store, app.config, settings, say)
-
-    return process
+    if not supports_claims(store):  # a backend without claims: this run works alone
+        return None
+    return ClaimGate(store, settings.destination, force, say, lease_seconds=lease_seconds or DEFAULT_LEASE_SECONDS)
 
 
 @click.command("check-order-status")
@@ -140,19 +143,19 @@ def _checker(app: AppContext, store: Any, settings: DeliverySettings,
 @click.pass_context
 def check_order_status(ctx: click.Context, order_id: str, output: str | None, overwrite: bool,
                        downloader: str | None, use_s5cmd: bool, wait: bool, wait_timeout: float | None,
-                       as_json: bool) -> None:
+                       allow_unverified: bool, as_json: bool) -> None:
     """Show an order's state at Planet; with --output, download it once it is finished (verified).
 
     A recorded order is claimed while it is delivered, as batch-check-status does: if another run is delivering
     it right now, this one says so instead of moving the same files a second time.
     """
-    from flowzero.delivery.claims import check_shared, supports_claims
     from flowzero.delivery.cloud import is_cloud_order
     from flowzero.delivery.deliver import check_orders
     from flowzero.errors import UsageError
 
     app: AppContext = ctx.obj
-    settings = _settings(app, output, overwrite, downloader, use_s5cmd, wait, wait_timeout, as_json)
+    settings = _settings(app, output, overwrite, downloader, use_s5cmd, wait, wait_timeout, as_json,
+                         allow_unverified)
     say = _say(app, as_json)
     store = app.store()
     record = store.get_order(order_id)
@@ -160,11 +163,8 @@ def check_order_status(ctx: click.Context, order_id: str, output: str | None, ov
         say(f"order {order_id} is not in the order database; asking Planet")
 
     delivers = settings.destination is not None or is_cloud_order(record, None)  # cloud orders get arranged
-    if record is not None and delivers and supports_claims(store):
-        process = _checker(app, store, settings, say)
-        [outcome] = check_shared([record], store, settings.destination, True, process, say)
-    else:
-        [outcome] = check_orders([(order_id, record)], app.planet(), store, app.config, settings, say)
+    gate = _gate(store, settings, True, say) if delivers else None
+    [outcome] = check_orders([(order_id, record)], app.planet(), store, app.config, settings, say, gate)
     if record is None and outcome.category == "error":
         raise UsageError(f"unknown order id '{order_id}': not in the order database, "
                          f"and Planet: {outcome.message}",
@@ -187,18 +187,18 @@ def check_order_status(ctx: click.Context, order_id: str, output: str | None, ov
 @click.pass_context
 def batch_check_status(ctx: click.Context, batch_id: str, output: str | None, overwrite: bool,
                        downloader: str | None, use_s5cmd: bool, wait: bool, wait_timeout: float | None,
-                       as_json: bool, force: bool, lease_seconds: float) -> None:
+                       allow_unverified: bool, as_json: bool, force: bool, lease_seconds: float) -> None:
     """Check every order of a batch concurrently; with --output, deliver the finished ones; then a summary.
 
     Several runs (on one machine or many, sharing one order store) may work the same batch at once: each
     order is claimed before it is checked, and orders another run holds are reported as in progress elsewhere.
     """
-    from flowzero.delivery.claims import check_shared, supports_claims
-    from flowzero.delivery.deliver import select_orders
+    from flowzero.delivery.deliver import check_orders, select_orders
     from flowzero.errors import UsageError
 
     app: AppContext = ctx.obj
-    settings = _settings(app, output, overwrite, downloader, use_s5cmd, wait, wait_timeout, as_json)
+    settings = _settings(app, output, overwrite, downloader, use_s5cmd, wait, wait_timeout, as_json,
+                         allow_unverified)
     say = _say(app, as_json)
     store = app.store()
     records = store.get_batch_orders(batch_id)
@@ -209,14 +209,9 @@ def batch_check_status(ctx: click.Context, batch_id: str, output: str | None, ov
     to_check, settled = select_orders(records, settings.destination, force)
     say(f"batch {batch_id}: {len(records)} order(s), checking {len(to_check)}")
 
-    process = _checker(app, store, settings, say)
-    if not to_check:
-        checked: list[OrderOutcome] = []
-    elif supports_claims(store):
-        checked = check_shared(to_check, store, settings.destination, force, process, say,
-                               lease_seconds=lease_seconds)
-    else:  # a backend without claims: this run works alone
-        checked = process(to_check)
+    gate = _gate(store, settings, force, say, lease_seconds)
+    checked = check_orders([(r.order_id, r) for r in to_check], app.planet(), store, app.config, settings, say,
+                           gate)
     by_id = {o.order_id: o for o in [*checked, *settled]}
     outcomes = [by_id[r.order_id] for r in records if r.order_id in by_id]
     if as_json:

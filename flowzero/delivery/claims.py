@@ -1,13 +1,15 @@
 """Work sharing: several ``batch-check-status`` runs, on one machine or many, working the same batch at once.
 
 Each order is claimed in the order store (``OrderStore.claim``) before it is checked and delivered, and released
-afterwards. Orders are claimed a few at a time (:data:`CLAIM_CHUNK`), so runs started together split a batch
-instead of one run taking all of it. While a run works on its orders, a heartbeat renews their leases; a run that
-dies stops renewing, its leases run out, and another run takes those orders over. After claiming, the order is
-read again: one that another run delivered or checked in the meantime is not fetched a second time. Orders held
-by another live run are reported "in progress elsewhere"; they are tried once more at the end of the run, so an
-order whose holder died during this run is not left behind. A holder on this machine whose process is gone
-(killed, crashed) is taken over at once, without waiting for its lease to run out.
+once its outcome is known. A run holds a few orders at a time (:data:`CLAIM_CHUNK`, claimed again as each one is
+done), so runs started together split a batch instead of one run taking all of it; a run whose orders are all
+still pending at Planet doubles what it holds, so a lone run ends up polling the whole batch (within the key's
+rate). While a run works on its orders, a heartbeat renews their leases; a run that dies stops renewing, its leases
+run out, and another run takes those orders over. After claiming, the order is read again: one that another run
+delivered or checked in the meantime is not fetched a second time. Orders held by another live run are reported
+"in progress elsewhere"; they are tried once more at the end of the run, so an order whose holder died during this
+run is not left behind. A holder on this machine whose process is gone (killed, crashed) is taken over at once,
+without waiting for its lease to run out.
 """
 
 from __future__ import annotations
@@ -27,10 +29,9 @@ if TYPE_CHECKING:
     from flowzero.models import Order
 
 DEFAULT_LEASE_SECONDS = 120.0
-CLAIM_CHUNK = 8  # orders in hand at once: checked concurrently and delivered in one downloader run
+CLAIM_CHUNK = 8  # orders a run holds at first (and claims again as each one is done)
 ELSEWHERE = "elsewhere"
 
-Process = Callable[[list["Order"]], list[OrderOutcome]]
 Say = Callable[[str], None]
 
 
@@ -63,11 +64,20 @@ class LeaseKeeper:
         self._store = store
         self._worker = worker
         self._lease = lease_seconds
-        self._ids = list(order_ids)
+        self._ids = set(order_ids)
+        self._ids_lock = threading.Lock()
         self._say = say
         self._stop = threading.Event()
         self._lost: set[str] = set()
         self._thread = threading.Thread(target=self._run, name="flowzero-lease", daemon=True)
+
+    def add(self, order_id: str) -> None:
+        with self._ids_lock:
+            self._ids.add(order_id)
+
+    def discard(self, order_id: str) -> None:
+        with self._ids_lock:
+            self._ids.discard(order_id)
 
     def __enter__(self) -> LeaseKeeper:
         self._thread.start()
@@ -79,7 +89,9 @@ class LeaseKeeper:
 
     def _run(self) -> None:
         while not self._stop.wait(self._lease / 3):
-            for order_id in self._ids:
+            with self._ids_lock:
+                in_hand = sorted(self._ids)
+            for order_id in in_hand:
                 if order_id in self._lost:
                     continue
                 try:
@@ -104,52 +116,56 @@ def _release_all(store: Any, order_ids: Sequence[str], worker: str, say: Say) ->
             say(f"could not release order {order_id}: {exc.message}")
 
 
-class _Sharing:
-    """One run's walk over a batch: claim a few, re-read, process, release; remember what others hold."""
+class ClaimGate:
+    """What :func:`flowzero.delivery.deliver.check_orders` asks before it checks an order: may this run take it?
 
-    def __init__(self, store: Any, destination: Destination | None, force: bool, process: Process, say: Say,
-                 worker: str, lease_seconds: float, chunk: int) -> None:
-        self.store, self.destination, self.force = store, destination, force
-        self.process, self.say = process, say
-        self.worker, self.lease, self.chunk = worker, lease_seconds, max(1, chunk)
-        self.outcomes: dict[str, OrderOutcome] = {}
+    Used as a context manager: the leases of the orders taken are renewed until each is :meth:`done`, and every
+    claim still held is given back at the end."""
 
-    def walk(self, records: Sequence[Order], last_try: bool) -> list[Order]:
-        """Work through ``records``; returns those another run held (to try again later)."""
-        held_elsewhere: list[Order] = []
-        queue = list(records)
-        while queue:
-            in_hand: list[Order] = []
-            while queue and len(in_hand) < self.chunk:
-                record = queue.pop(0)
-                verdict, fresh = self._take(record)
-                if verdict == "work":
-                    in_hand.append(fresh)
-                elif verdict == "held" and not last_try:
-                    held_elsewhere.append(record)
-            if in_hand:
-                self._work(in_hand)
-        return held_elsewhere
+    def __init__(self, store: Any, destination: Destination | None, force: bool, say: Say,
+                 worker: str | None = None, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> None:
+        self.store, self.destination, self.force, self.say = store, destination, force, say
+        self.worker = worker or worker_id()
+        self.lease = lease_seconds
+        self.chunk = CLAIM_CHUNK
+        self._keeper = LeaseKeeper(store, self.worker, lease_seconds, [], say)
+        self._held: set[str] = set()
 
-    def _take(self, record: Order) -> tuple[str, Order]:
-        """("work", fresh record) once claimed and still to do; ("held", _) if another run holds it;
-        ("done", _) if it turned out to need no work (its outcome is recorded)."""
+    def __enter__(self) -> ClaimGate:
+        self._keeper.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._keeper.__exit__(*exc)
+        _release_all(self.store, sorted(self._held), self.worker, self.say)
+        self._held.clear()
+
+    def take(self, record: Order) -> tuple[str, Order | OrderOutcome]:
+        """("work", fresh record) once claimed and still to do; ("held", outcome) if another run holds it;
+        ("done", outcome) if it turned out to need no work (the claim is given back at once)."""
         if not self._claim(record.order_id):
             holder = self.store.get_claim(record.order_id)
-            self.outcomes[record.order_id] = _elsewhere(
-                record, f"in progress elsewhere ({holder['worker'] if holder else 'another run'})")
-            return "held", record
+            who = holder["worker"] if holder else "another run"
+            return "held", _elsewhere(record, f"in progress elsewhere ({who})")
         fresh = self.store.get_order(record.order_id) or record
         _, settled = select_orders([fresh], self.destination, self.force)
         if settled:
-            self.outcomes[record.order_id] = settled[0]
+            outcome = settled[0]
         elif fresh.updated_at != record.updated_at:
-            self.outcomes[record.order_id] = _elsewhere(
-                fresh, f"checked by another run meanwhile (now {fresh.status}); not checked twice")
+            outcome = _elsewhere(fresh, f"checked by another run meanwhile (now {fresh.status}); not checked twice")
         else:
+            self._held.add(record.order_id)
+            self._keeper.add(record.order_id)
             return "work", fresh
         _release_all(self.store, [record.order_id], self.worker, self.say)
-        return "done", fresh
+        return "done", outcome
+
+    def done(self, order_id: str) -> None:
+        """The order's outcome is recorded: give it back."""
+        if order_id in self._held:
+            self._held.discard(order_id)
+            self._keeper.discard(order_id)
+            _release_all(self.store, [order_id], self.worker, self.say)
 
     def _claim(self, order_id: str) -> bool:
         if self.store.claim(order_id, self.worker, self.lease):
@@ -160,27 +176,3 @@ class _Sharing:
         self.say(f"order {order_id} was held by a run that is gone ({holder['worker']}); taking it over")
         self.store.release(order_id, holder["worker"])
         return bool(self.store.claim(order_id, self.worker, self.lease))
-
-    def _work(self, in_hand: list[Order]) -> None:
-        ids = [r.order_id for r in in_hand]
-        try:
-            with LeaseKeeper(self.store, self.worker, self.lease, ids, self.say):
-                for outcome in self.process(in_hand):
-                    self.outcomes[outcome.order_id] = outcome
-        finally:
-            _release_all(self.store, ids, self.worker, self.say)
-
-
-def check_shared(records: Sequence[Order], store: Any, destination: Destination | None, force: bool,
-                 process: Process, say: Say, worker: str | None = None,
-                 lease_seconds: float = DEFAULT_LEASE_SECONDS, chunk: int = CLAIM_CHUNK) -> list[OrderOutcome]:
-    """Check (and deliver) the orders of ``records`` that need it, sharing the work with other runs.
-
-    ``process`` checks and delivers a few claimed orders (``check_orders``). One outcome per record that needed
-    work or turned out to be settled, in no particular order.
-    """
-    sharing = _Sharing(store, destination, force, process, say, worker or worker_id(), lease_seconds, chunk)
-    held = sharing.walk(records, last_try=False)
-    if held:
-        sharing.walk(held, last_try=True)  # their holders may have finished, or died, meanwhile
-    return list(sharing.outcomes.values())

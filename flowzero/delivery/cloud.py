@@ -217,7 +217,7 @@ def _deliver_one(outcome: OrderOutcome, record: Order | None, order_json: dict[s
             f"{destination.describe()} by server-side copy")
         results = arrange_in_bucket(plan, client, config, settings.overwrite)
     outcome = _conclude_delivery(outcome, plan, results, public_order(order_json), destination,
-                                 lambda: BotoRequests(client))
+                                 lambda: BotoRequests(client), settings.allow_unverified)
     how = "fetched from" if local else "arranged by server-side copy from"
     outcome.message = f"{how} {staging.describe(order_id)}" + ("" if local else
                                                              " (staged copies of arranged images deleted)")

@@ -1,33 +1,37 @@
-"""Orchestration: Planet's order states -> transfer jobs -> one downloader run -> outcomes -> order store.
+"""Orchestration: Planet's order states -> transfer jobs -> downloader runs -> outcomes -> order store.
 
-Orders are checked concurrently (bounded), the jobs of every deliverable order go to ONE downloader run (one
-progress bar, one s5cmd invocation), then each order gets its outcome and its row in the store is updated.
+Orders are polled within Planet's order-GET rate, oldest first (:mod:`flowzero.delivery.polling`). As orders
+finish they are delivered in waves while the others are still being polled: the jobs of every order finished by
+then go to ONE downloader run (one progress bar, one s5cmd invocation), each order gets its outcome, and its row in
+the store is updated at once. Download links about to expire are renewed (by fetching the order again) before
+they are used, and files whose links were refused are tried once more with fresh ones.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from flowzero.delivery.cloud import deliver_cloud_orders, is_cloud_order
 from flowzero.delivery.destination import Destination, write_document
-from flowzero.delivery.jobs import UNKNOWN_AOI, DeliveryPlan, metadata_document, plan_delivery
+from flowzero.delivery.jobs import UNKNOWN_AOI, DeliveryPlan, key_name, metadata_document, plan_delivery
 from flowzero.delivery.leftovers import DeliveryLock
-from flowzero.delivery.manifest import Manifest, manifest_link, parse_manifest
+from flowzero.delivery.manifest import Manifest, manifest_link, order_results, parse_manifest
+from flowzero.delivery.polling import Polled, Poller
 from flowzero.delivery.progress import TransferProgress
 from flowzero.delivery.s3requests import S3Requests, s3_requests
-from flowzero.downloaders.verify import EXPIRED_MARK
 from flowzero.errors import FlowzeroError
-from flowzero.models import FINAL_STATES, ORDER_STATES, Order, TransferJob, TransferResult
+from flowzero.models import FINAL_STATES, ORDER_STATES, FailureReason, Order, TransferJob, TransferResult
 from flowzero.redact import redact
 
-MAX_CONCURRENT_CHECKS = 8
-# Categories an order ends in; the first three make the exit status 1.
-FAILING = ("failed", "incomplete", "error")
+LINK_MARGIN = 60.0  # seconds: a download link expiring sooner than this is renewed before it is used
+# Categories an order ends in; these make the exit status 1. "unverified": every file arrived, but some could
+# not be checked (no manifest entry or no digest); --allow-unverified accepts them as delivered.
+FAILING = ("failed", "incomplete", "error", "unverified")
 # "elsewhere": another run holds the order (flowzero.delivery.claims).
 CATEGORIES = ("delivered", "partial", "ready", "pending", "cancelled", "skipped", "elsewhere", *FAILING)
 
@@ -44,6 +48,7 @@ class DeliverySettings:
     wait: bool = False
     wait_timeout: float | None = None
     show_progress: bool = False
+    allow_unverified: bool = False
 
 
 @dataclass
@@ -120,54 +125,130 @@ def select_orders(records: Sequence[Order], destination: Destination | None,
     return to_check, settled
 
 
+class Gate(Protocol):
+    """Work sharing between runs (:class:`flowzero.delivery.claims.ClaimGate`): may this run take the order?"""
+
+    chunk: int
+
+    def take(self, record: Order) -> tuple[str, Order | OrderOutcome]: ...
+
+    def done(self, order_id: str) -> None: ...
+
+    def __enter__(self) -> Any: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
 def check_orders(targets: Sequence[tuple[str, Order | None]], planet: Any, store: Any, config: Any,
-                 settings: DeliverySettings, say: Say) -> list[OrderOutcome]:
-    """Check each order at Planet, deliver the finished ones, update the store; one outcome per target."""
+                 settings: DeliverySettings, say: Say, gate: Gate | None = None) -> list[OrderOutcome]:
+    """Check each order at Planet, deliver the finished ones, update the store; one outcome per target.
+
+    Polling runs in background threads; deliveries run here, in the main thread, where Ctrl-C reaches the
+    downloader (the Rust core notices it only there). With a ``gate``, an order is claimed before it is checked,
+    a few at a time (more as each is done, or when all in hand are still pending); those another run holds are
+    asked about once more at the end."""
     if not targets:
         return []
-    workers = max(1, min(MAX_CONCURRENT_CHECKS, len(targets)))
-    pool = ThreadPoolExecutor(workers)
+    run = _Run(planet, store, config, settings, say, gate)
     try:
-        checked = list(pool.map(lambda t: _check_one(t[0], t[1], planet, settings, say), targets))
+        with gate if gate is not None else contextlib.nullcontext():
+            held = run.work(list(targets), last_try=False)
+            if held:
+                run.work(held, last_try=True)  # their holders may have finished, or died, meanwhile
     except KeyboardInterrupt:
         # Wake the threads polling Planet (--wait) so Ctrl-C ends the run now, not when the orders finish.
         cancel = getattr(planet, "cancel", None)
         if cancel is not None:
             cancel()
-        pool.shutdown(wait=False, cancel_futures=True)
         raise
-    pool.shutdown()
-    s3 = functools.cache(lambda: s3_requests(config, settings.downloader))  # made once, only if needed
-    results = _transfer_all(checked, planet, config, settings, s3, say)
-    outcomes = [_conclude(c, results.get(c.order_id, []), settings, s3) for c in checked]
-    outcomes = deliver_cloud_orders(checked, outcomes, planet, config, settings, say)
-    for outcome, item in zip(outcomes, checked):
-        _record(store, item, outcome)
-    return outcomes
+    return [run.outcomes[order_id] for order_id, _ in targets if order_id in run.outcomes]
 
 
-def _check_one(order_id: str, record: Order | None, planet: Any, settings: DeliverySettings,
-               say: Say) -> _Checked:
-    item = _Checked(order_id, record)
+class _Run:
+    """One check_orders call: takes orders (through the gate), polls them, delivers waves, keeps outcomes."""
+
+    def __init__(self, planet: Any, store: Any, config: Any, settings: DeliverySettings, say: Say,
+                 gate: Gate | None) -> None:
+        self.planet, self.store, self.config, self.settings, self.say, self.gate = \
+            planet, store, config, settings, say, gate
+        self.s3 = functools.cache(lambda: s3_requests(config, settings.downloader))  # made once, only if needed
+        self.outcomes: dict[str, OrderOutcome] = {}
+
+    def work(self, queue: list[tuple[str, Order | None]], last_try: bool) -> list[tuple[str, Order | None]]:
+        """Poll and deliver the orders of ``queue`` this run may take; returns those another run held."""
+        held: list[tuple[str, Order | None]] = []
+        poller = Poller(self.planet, wait=self.settings.wait, timeout=self.settings.wait_timeout, say=self.say,
+                        sealed=False)
+
+        def take(count: int) -> None:
+            taken: list[tuple[str, Order | None]] = []
+            while queue and len(taken) < count:
+                order_id, record = queue.pop(0)
+                verdict, found = ("work", record) if self.gate is None or record is None \
+                    else self.gate.take(record)
+                if isinstance(found, OrderOutcome):
+                    self.outcomes[order_id] = found
+                    if verdict == "held" and not last_try:
+                        held.append((order_id, record))
+                else:
+                    taken.append((order_id, found))
+            poller.add(taken)
+            if not queue:
+                poller.seal()
+
+        window = len(queue) if self.gate is None else self.gate.chunk
+        take(window)
+        with poller:
+            for batch in poller.finished():
+                if not batch:  # every order in hand is still pending at Planet: take on as many again
+                    take(window)
+                    window *= 2
+                    continue
+                self.deliver([_checked(polled, self.settings) for polled in batch])
+                take(len(batch))
+        return held
+
+    def deliver(self, wave: list[_Checked]) -> None:
+        """Deliver the orders finished by now (one downloader run), record each outcome, give back the claims."""
+        prepared = [_prepare(item, self.planet, self.settings, self.say) for item in wave]
+        for item, outcome in zip(prepared, _deliver_wave(prepared, self.planet, self.config, self.settings,
+                                                         self.s3, self.say)):
+            _record(self.store, item, outcome)
+            self.outcomes[item.order_id] = outcome
+            if self.gate is not None:
+                self.gate.done(item.order_id)
+
+
+def _checked(polled: Polled, settings: DeliverySettings) -> _Checked:
+    item = _Checked(polled.order_id, polled.record, polled.order_json, error=polled.error)
+    if polled.timed_out:
+        state = str((polled.order_json or {}).get("state") or "pending")
+        item.error = (f"order {polled.order_id} is still {redact(state)} after {settings.wait_timeout:g} s "
+                      "(it keeps running at Planet; check it again later)")
+    elif item.error is None and not isinstance(item.order_json, dict):
+        item.error = "Planet's answer is not an order"
+    return item
+
+
+def _prepare(item: _Checked, planet: Any, settings: DeliverySettings, say: Say) -> _Checked:
+    """A finished order to download as a delivery needs it: fresh links, its manifest and its plan."""
+    order_json = item.order_json
+    if item.error is not None or not isinstance(order_json, dict):
+        return item
+    state = str(order_json.get("state", ""))
+    record = item.record
+    if state not in ("success", "partial") or settings.destination is None or is_cloud_order(record, order_json):
+        return item  # cloud orders: see flowzero.delivery.cloud
     try:
-        if settings.wait:
-            def on_state(order: dict[str, Any]) -> None:
-                say(f"order {order_id}: {order.get('state')}")
-
-            order_json = planet.wait_order(order_id, timeout=settings.wait_timeout, on_state=on_state)
-        else:
-            order_json = planet.get_order(order_id)
-        item.order_json = order_json
-        state = str(order_json.get("state", ""))
-        if state in ("success", "partial") and settings.destination is not None \
-                and not is_cloud_order(record, order_json):  # cloud orders: see flowzero.delivery.cloud
-            link = manifest_link(order_json)
-            item.manifest = parse_manifest(planet.get_json(link["location"])) if link else None
-            if item.manifest is None:
-                say(f"order {order_id}: no manifest.json; files cannot be checked against Planet's digests")
-            item.plan = plan_delivery(order_json, record, item.manifest, settings.destination)
-            if record is None:
-                say(f"order {order_id}: its AOI is unknown here; files go under '{UNKNOWN_AOI}'")
+        if links_expiring(order_json):
+            item.order_json = order_json = planet.get_order(item.order_id)
+        link = manifest_link(order_json)
+        item.manifest = parse_manifest(planet.get_json(link["location"])) if link else None
+        if item.manifest is None:
+            say(f"order {item.order_id}: no manifest.json; files cannot be checked against Planet's digests")
+        item.plan = plan_delivery(order_json, record, item.manifest, settings.destination)
+        if record is None:
+            say(f"order {item.order_id}: its AOI is unknown here; files go under '{UNKNOWN_AOI}'")
     except FlowzeroError as exc:
         item.error = redact(exc.message)
     except Exception as exc:  # one order's surprise must not sink the batch
@@ -175,16 +256,48 @@ def _check_one(order_id: str, record: Order | None, planet: Any, settings: Deliv
     return item
 
 
-def make_downloader(name: str, config: Any, overwrite: bool, progress: Any) -> Any:
-    """The downloader plugin ``name`` with options from the config."""
+def links_expiring(order_json: dict[str, Any], margin: float = LINK_MARGIN) -> bool:
+    """Whether any download link of the order has expired or will within ``margin`` seconds."""
+    soon = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=margin)
+    for result in order_results(order_json):
+        expires = _parse_time(result.get("expires_at"))
+        if expires is not None and expires <= soon:
+            return True
+    return False
+
+
+def _parse_time(value: Any) -> dt.datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
+
+
+def _deliver_wave(checked: list[_Checked], planet: Any, config: Any, settings: DeliverySettings,
+                  s3: Callable[[], S3Requests], say: Say) -> list[OrderOutcome]:
+    """Deliver the orders finished by now (one downloader run) and conclude each of them."""
+    results = _transfer_all(checked, planet, config, settings, s3, say)
+    outcomes = [_conclude(c, results.get(c.order_id, []), settings, s3) for c in checked]
+    return deliver_cloud_orders(checked, outcomes, planet, config, settings, say)
+
+
+def make_downloader(name: str, config: Any, overwrite: bool, progress: Any, planet: Any = None) -> Any:
+    """The downloader plugin ``name`` with options from the config, paced with ``planet``'s download pacer."""
     from flowzero import plugins
     from flowzero.downloaders.base import DownloadOptions
 
     cls = plugins.get("downloaders", name)
+    pacer = planet.limiter.pacer("downloads") if planet is not None and hasattr(planet, "limiter") else None
     options = DownloadOptions(
         max_workers=config.downloads.max_workers, overwrite=overwrite, s3_region=config.s3.region,
         s3_endpoint_url=config.s3.endpoint_url, part_size=config.downloads.part_size_mib * 1024 * 1024,
         timeout=config.planet.timeout, max_retries=config.planet.max_retries, progress=progress,
+        download_rate=pacer.rate if pacer is not None else None,
+        rate_file=str(pacer.path) if pacer is not None and pacer.path is not None else None,
+        throttle_budget=config.planet.throttle_budget,
     )
     return cls(options)
 
@@ -201,7 +314,7 @@ def _transfer_all(checked: Sequence[_Checked], planet: Any, config: Any, setting
     with DeliveryLock(settings.destination, [p.folder for p in plans], s3, say), \
             TransferProgress(settings.show_progress) as progress:  # the lock also cleans killed runs' leftovers
         progress.add(sum(job.size or 0 for job in jobs), len(jobs))
-        results = _run_downloader(jobs, config, settings, progress)
+        results = _run_downloader(jobs, config, settings, progress, planet)
         by_order: dict[str, list[TransferResult]] = {}
         start = 0
         for plan in plans:
@@ -212,15 +325,17 @@ def _transfer_all(checked: Sequence[_Checked], planet: Any, config: Any, setting
 
 
 def _run_downloader(jobs: list[TransferJob], config: Any, settings: DeliverySettings,
-                    progress: TransferProgress) -> list[TransferResult]:
-    downloader = make_downloader(settings.downloader, config, settings.overwrite, progress)
+                    progress: TransferProgress, planet: Any = None) -> list[TransferResult]:
+    downloader = make_downloader(settings.downloader, config, settings.overwrite, progress, planet)
     try:
         results = list(downloader.transfer(jobs))
     except Exception as exc:  # a downloader plugin broke its contract: every file of the run failed
         text = exc.message if isinstance(exc, FlowzeroError) else f"{type(exc).__name__}: {exc}"
-        results = [TransferResult(job, ok=False, error=redact(text)) for job in jobs]
+        reason = getattr(exc, "reason", FailureReason.OTHER)
+        results = [TransferResult(job, ok=False, error=redact(text), reason=reason) for job in jobs]
     if len(results) != len(jobs):
-        results = [TransferResult(job, ok=False, error="downloader returned no result") for job in jobs]
+        results = [TransferResult(job, ok=False, error="downloader returned no result", reason=FailureReason.OTHER)
+                   for job in jobs]
     progress.finish(results)
     return results
 
@@ -231,7 +346,7 @@ def _retry_expired(checked: Sequence[_Checked], by_order: dict[str, list[Transfe
     retries: list[tuple[_Checked, list[int], list[TransferJob]]] = []
     for item in checked:
         results = by_order.get(item.order_id) or []
-        stale = [i for i, r in enumerate(results) if not r.ok and EXPIRED_MARK in (r.error or "")]
+        stale = [i for i, r in enumerate(results) if not r.ok and r.reason == FailureReason.EXPIRED_LINK]
         if not stale or item.plan is None or settings.destination is None:
             continue
         try:
@@ -248,7 +363,7 @@ def _retry_expired(checked: Sequence[_Checked], by_order: dict[str, list[Transfe
     if not jobs:
         return
     say(f"{len(jobs)} download link(s) expired; trying again with fresh links")
-    results = iter(_run_downloader(jobs, config, settings, progress))
+    results = iter(_run_downloader(jobs, config, settings, progress, planet))
     for item, positions, _ in retries:
         for i in positions:
             by_order[item.order_id][i] = next(results)
@@ -278,12 +393,13 @@ def _conclude(item: _Checked, results: list[TransferResult], settings: DeliveryS
         if item.plan is None and settings.destination is None:
             outcome.message = "finished; use --output to download it"
         return outcome
-    return _conclude_delivery(outcome, item.plan, results, order_json, settings.destination, s3)
+    return _conclude_delivery(outcome, item.plan, results, order_json, settings.destination, s3,
+                              settings.allow_unverified)
 
 
 def _conclude_delivery(outcome: OrderOutcome, plan: DeliveryPlan, results: list[TransferResult],
                        order_json: dict[str, Any], destination: Destination,
-                       s3: Callable[[], S3Requests]) -> OrderOutcome:
+                       s3: Callable[[], S3Requests], allow_unverified: bool = False) -> OrderOutcome:
     outcome.destination = destination.describe()
     outcome.missing = list(plan.missing)
     for result, key in zip(results, plan.keys):
@@ -308,6 +424,14 @@ def _conclude_delivery(outcome: OrderOutcome, plan: DeliveryPlan, results: list[
         outcome.category = "incomplete"
         return outcome
     outcome.category = "delivered" if outcome.state == "success" else "partial"
+    if plan.unverified:
+        names = ", ".join(key_name(n) for n in plan.unverified[:3]) + (" ..." if len(plan.unverified) > 3 else "")
+        unchecked = f"{len(plan.unverified)} file(s) not verified: Planet's manifest gives no digest for {names}"
+        if allow_unverified:
+            outcome.message = f"{unchecked} (accepted: --allow-unverified)"
+        else:
+            outcome.category = "unverified"
+            outcome.message = f"{unchecked}; rerun with --allow-unverified to accept them"
     return outcome
 
 

@@ -37,7 +37,7 @@ class DeliveryPlan:
     keys: list[str] = field(default_factory=list)  # relative key of each job, same order
     refused: list[TransferResult] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
-    unverified: list[str] = field(default_factory=list)  # results absent from the manifest (no digest)
+    unverified: list[str] = field(default_factory=list)  # results with no digest to check (none in the manifest)
 
     @property
     def metadata_key(self) -> str:
@@ -114,7 +114,7 @@ def plan_delivery(order_json: dict[str, Any], record: Order | None, manifest: Ma
         if not basemap:
             item = entry.item_id if entry else None
             delivered_items.add(item or item_id_from_filename(key_name(name)) or "")
-        if entry is None:
+        if entry is None or not (entry.md5 or entry.sha256):
             plan.unverified.append(name)
         plan.keys.append(key)
         plan.jobs.append(TransferJob(

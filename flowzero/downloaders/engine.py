@@ -10,11 +10,12 @@ import mimetypes
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from flowzero.delivery.s3 import make_s3_client, split_s3_url
 from flowzero.downloaders.base import DownloadOptions
-from flowzero.downloaders.http import make_http_client, stream_to_sink
+from flowzero.downloaders.http import StreamRules, make_http_client, stream_to_sink
 from flowzero.downloaders.sinks import LocalSink, S3Sink, Sink
 from flowzero.downloaders.verify import (
     ChecksumMismatch,
@@ -23,7 +24,8 @@ from flowzero.downloaders.verify import (
     s3_copy_verified,
 )
 from flowzero.errors import TransferError
-from flowzero.models import TransferJob, TransferResult
+from flowzero.models import FailureReason, TransferJob, TransferResult
+from flowzero.pacing import Pacer
 from flowzero.redact import redact
 
 _REFUSED_CODES = frozenset({"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken",
@@ -34,6 +36,8 @@ _CREDENTIALS_HINT = ("check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or the pr
 
 class S3CredentialsError(TransferError):
     """S3 refused the credentials: every file of the run would fail the same way, so the run stops at once."""
+
+    default_reason = FailureReason.AUTH
 
 
 def s3_refusal(exc: BaseException) -> S3CredentialsError | None:
@@ -64,6 +68,12 @@ class TransferSession:
         self.options = options
         self.cancel = threading.Event()  # set on Ctrl-C: running transfers stop and clean up
         self.http = make_http_client(max(1, options.max_workers), options.timeout)
+        pacer = None
+        if options.download_rate:
+            pacer = Pacer(options.download_rate, Path(options.rate_file) if options.rate_file else None)
+        self.rules = StreamRules(max_retries=options.max_retries, pacer=pacer,
+                                 throttle_budget=options.throttle_budget, max_unknown_size=options.max_unknown_size,
+                                 min_speed=options.min_speed, stall_seconds=options.timeout)
         self._s3 = s3_client
         if self._s3 is None and need_s3:
             self._s3 = make_s3_client(options.s3_region, options.s3_endpoint_url, options.max_workers,
@@ -83,6 +93,8 @@ class TransferSession:
 
     def close(self) -> None:
         self.http.close()
+        if self.rules.pacer is not None:
+            self.rules.pacer.close()
 
     # -- one job ---------------------------------------------------------------------------------------------
 
@@ -101,7 +113,9 @@ class TransferSession:
             if refusal is not None:  # not this file's fault: stop the run with one clear error
                 raise refusal from None
             message = exc.message if isinstance(exc, TransferError) else f"{type(exc).__name__}: {exc}"
-            result = TransferResult(job, ok=False, error=redact(message), seconds=time.monotonic() - started)
+            reason = exc.reason if isinstance(exc, TransferError) else FailureReason.OTHER
+            result = TransferResult(job, ok=False, error=redact(message), seconds=time.monotonic() - started,
+                                    reason=reason)
         _report_file(self.options.progress, result)
         return result
 
@@ -140,8 +154,7 @@ class TransferSession:
         sink = self._open_sink(job, hasher)
         try:
             for attempt in (1, 2):
-                stream_to_sink(self.http, job, sink, hasher, self.options.max_retries, self.options.progress,
-                               self.cancel)
+                stream_to_sink(self.http, job, sink, hasher, self.rules, self.options.progress, self.cancel)
                 try:
                     digest = hasher.check(job.name or "file")
                     break

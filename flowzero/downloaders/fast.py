@@ -13,10 +13,9 @@ from types import ModuleType
 from typing import ClassVar
 
 from flowzero.downloaders.base import DownloadOptions
-from flowzero.downloaders.verify import EXPIRED_MARK
 from flowzero.errors import PluginError, TransferError
 from flowzero.hookspecs import hookimpl
-from flowzero.models import TransferJob, TransferResult
+from flowzero.models import FailureReason, TransferJob, TransferResult
 from flowzero.plugins import Registrar
 from flowzero.redact import redact
 
@@ -55,7 +54,7 @@ class FastDownloader:
         native = load_extension()
         results = self._run(native, jobs)
         # As every downloader does: a checksum mismatch is fetched once more before it is a failure.
-        again = [i for i, r in enumerate(results) if not r.ok and "mismatch" in (r.error or "")]
+        again = [i for i, r in enumerate(results) if r.reason == FailureReason.CHECKSUM]
         if again:
             for i, result in zip(again, self._run(native, [jobs[i] for i in again])):
                 results[i] = result
@@ -83,22 +82,23 @@ class FastDownloader:
             raise TransferError(redact(str(exc)), hint=_CREDENTIALS_HINT) from None
         except native.TransferError as exc:
             raise TransferError(redact(str(exc))) from None
-        return [
-            TransferResult(job=job, ok=r.ok, skipped=r.skipped, bytes=r.bytes, seconds=r.seconds,
-                           digest=r.digest, error=_error_text(r.error))
-            for job, r in zip(jobs, results)
-        ]
+        return [_result(job, r) for job, r in zip(jobs, results)]
 
 
-def _error_text(error: str | None) -> str | None:
-    """The Rust core's one-line error, redacted; a source refusing the link is marked as maybe expired, so
-    that the delivery fetches the order again for fresh links (as with the other downloaders)."""
-    if not error:
-        return None
-    text = redact(error)
-    if _REFUSED_LINK.search(text):
-        text += f" ({EXPIRED_MARK})"
-    return text
+def _result(job: TransferJob, r: object) -> TransferResult:
+    error = redact(r.error) if r.error else None  # type: ignore[attr-defined]
+    reason = None if r.ok else _reason(error or "")  # type: ignore[attr-defined]
+    if reason == FailureReason.EXPIRED_LINK:
+        error = f"{error} (the download link may have expired)"
+    return TransferResult(job=job, ok=r.ok, skipped=r.skipped, bytes=r.bytes,  # type: ignore[attr-defined]
+                          seconds=r.seconds, digest=r.digest, error=error, reason=reason)  # type: ignore[attr-defined]
+
+
+def _reason(error: str) -> FailureReason:
+    """Why the Rust core failed a file (until its results carry the reason themselves)."""
+    if _REFUSED_LINK.search(error):
+        return FailureReason.EXPIRED_LINK
+    return FailureReason.CHECKSUM if "mismatch" in error else FailureReason.OTHER
 
 
 @hookimpl

@@ -12,14 +12,15 @@ import os
 from typing import Any
 
 from flowzero.errors import TransferError
-from flowzero.models import TransferJob
+from flowzero.models import FailureReason, TransferJob
 
 CHUNK_SIZE = 1024 * 1024
-EXPIRED_MARK = "the download link may have expired"  # in a result's error: worth a retry with fresh links
 
 
 class ChecksumMismatch(TransferError):
     """The bytes received do not match the manifest's size or digest."""
+
+    default_reason = FailureReason.CHECKSUM
 
 
 class StreamHasher:

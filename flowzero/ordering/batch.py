@@ -1,12 +1,15 @@
 """Batch ordering: every gage of a shapefile, its range split into chunks, one order per chunk with scenes.
 
-A chunk that fails (Planet refuses one order, say) is reported and the batch goes on; a rejected API key stops
-it. Which orders already exist is decided by :func:`flowzero.ordering.submit.submit_orders`, so rerunning a
-batch orders only what is missing.
+A pipeline: searches run concurrently (the Planet client paces them at the Data API's rate), each chunk's
+orders are placed as soon as its search is done (paced at the order-create rate), and chunks are reported in
+the shapefile's order. A chunk that fails (Planet refuses one order, say) is reported and the batch goes on; a
+rejected API key stops it. Which orders already exist is decided by
+:func:`flowzero.ordering.submit.submit_orders`, so rerunning a batch orders only what is missing.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any, Callable, Optional
@@ -17,6 +20,9 @@ from flowzero.ordering.submit import EXISTS, ORDERED, RECOVERED, WOULD_ORDER, Su
 if TYPE_CHECKING:
     from flowzero.aoi import Gage
     from flowzero.providers.base import SceneProvider, SceneSearch
+
+SEARCH_THREADS = 8  # searches in flight: the Data API allows ~10/s and answers in about half a second
+ORDER_THREADS = 4  # order POSTs in flight: 3/s allowed, ~0.4 s each, so more than one must be open
 
 
 @dataclass
@@ -114,7 +120,8 @@ def run_batch(
     on_chunk: Callable[[ChunkOutcome], None] | None = None,
     delivery: Any = None,
 ) -> BatchReport:
-    """Search, plan and submit each chunk; ``on_chunk`` hears about each one as soon as it is done.
+    """Search, plan and submit every chunk (a pipeline, see the module docstring); ``on_chunk`` hears about
+    each one in the shapefile's order, as soon as it and the chunks before it are done.
 
     ``delivery`` (a :class:`flowzero.ordering.delivery.CloudDelivery`) has Planet write into the user's bucket.
     """
@@ -123,14 +130,17 @@ def run_batch(
 
     if not dry_run:
         reconcile_intents(store, client)
-    report = BatchReport(batch_id)
-    for chunk in chunks:
-        outcome = ChunkOutcome(chunk)
+    report = BatchReport(batch_id, [ChunkOutcome(chunk) for chunk in chunks])
+
+    def search(outcome: ChunkOutcome) -> None:
+        aoi = outcome.chunk.gage.as_aoi(outcome.chunk.gage.gage_id)
+        outcome.search = provider.search(aoi, outcome.chunk.start, outcome.chunk.end, cadence=cadence,
+                                         num_bands=num_bands, bundle=bundle)
+
+    def order(outcome: ChunkOutcome, searched: Future[None]) -> None:
         try:
-            aoi = chunk.gage.as_aoi(chunk.gage.gage_id)
-            outcome.search = provider.search(aoi, chunk.start, chunk.end, cadence=cadence,
-                                             num_bands=num_bands, bundle=bundle)
-            if outcome.search.selected:
+            searched.result()
+            if outcome.search is not None and outcome.search.selected:
                 planned = provider.plan(outcome.search, batch_id=batch_id, suffix=suffix)
                 apply_delivery(planned, delivery)
                 submit_orders(planned, store, client, force=force, dry_run=dry_run, reconcile=False,
@@ -139,7 +149,22 @@ def run_batch(
             raise
         except FlowzeroError as exc:
             outcome.error = exc.message
-        report.outcomes.append(outcome)
-        if on_chunk is not None:
-            on_chunk(outcome)
+
+    searches = ThreadPoolExecutor(SEARCH_THREADS, thread_name_prefix="flowzero-search")
+    orders = ThreadPoolExecutor(ORDER_THREADS, thread_name_prefix="flowzero-order")
+    try:
+        done = [orders.submit(order, o, searches.submit(search, o)) for o in report.outcomes]
+        for outcome, future in zip(report.outcomes, done):
+            future.result()  # AuthError stops the batch here
+            if on_chunk is not None:
+                on_chunk(outcome)
+    except BaseException:
+        cancel = getattr(client, "cancel", None)
+        if cancel is not None:  # wake requests sleeping in a backoff or a pacer
+            cancel()
+        searches.shutdown(wait=False, cancel_futures=True)
+        orders.shutdown(wait=False, cancel_futures=True)
+        raise
+    searches.shutdown()
+    orders.shutdown()
     return report

@@ -36,7 +36,7 @@ class DestinationsClient:
 
     def list(self) -> list[dict[str, Any]]:
         """Every destination of the organisation (Planet answers them on one page)."""
-        response = self.planet._request("GET", self.url)
+        response = self.planet._request("GET", self.url, endpoint="destinations")
         data = self.planet._json(response, f"GET {self.url}")
         found = data.get("destinations") if isinstance(data, dict) else None
         return [d for d in found if isinstance(d, dict)] if isinstance(found, list) else []
@@ -55,7 +55,8 @@ class DestinationsClient:
         if name:
             body["name"] = name
         try:
-            response = self.planet._request("POST", self.url, json=body, idempotent=False, order_name=name or "")
+            response = self.planet._request("POST", self.url, endpoint="destinations", json=body, idempotent=False,
+                                          order_name=name or "")
         except OrderSubmissionUncertain:
             raise PlanetError("Planet did not confirm the new destination",
                               hint="check with `flowzero destinations list` before registering it again") from None

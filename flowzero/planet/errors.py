@@ -20,3 +20,7 @@ class OrderSubmissionUncertain(PlanetError):
         )
         self.order_name = order_name
         self.reason = reason
+
+
+class ResponseTooLarge(PlanetError):
+    """An answer larger than the client reads (flowzero.planet.client.MAX_BODY_BYTES): refused, never buffered."""

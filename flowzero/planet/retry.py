@@ -2,13 +2,16 @@
 
 Kept apart from the client so the rules can be read (and tested) on their own. A request is either idempotent
 (searches, reads, cancel: any transient failure may be retried) or not (creating an order: only a failure that
-proves the server never took the request may be retried).
+proves the server never took the request may be retried). A 429 is not a failure here: the client treats it as
+flow control (it slows the endpoint class down and tries again within a time budget, see
+:meth:`flowzero.planet.client.PlanetClient._request`), so the retry loop hands it back at once.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -66,9 +69,27 @@ def parse_retry_after(value: str | None, cap: float = 120.0, now: datetime | Non
     return min(max(seconds, 0.0), cap)
 
 
+_RETRY_IN = re.compile(r"retry-in\s+(\d+(?:\.\d+)?)\s*(ms|s)\b", re.IGNORECASE)
+
+
+def throttle_hint(headers: httpx.Headers, text: str) -> float | None:
+    """How long a 429 asks to wait: ``Retry-After`` (uncapped: the caller weighs it against its budget), else
+    the ``retry-in 200ms`` of Planet's message (``text``, the start of the body), else None."""
+    after = parse_retry_after(headers.get("Retry-After"), cap=float("inf"))
+    if after is not None:
+        return after
+    match = _RETRY_IN.search(text[:500])
+    if match is None:
+        return None
+    value = float(match.group(1))
+    return value / 1000.0 if match.group(2).lower() == "ms" else value
+
+
 def is_retryable(outcome: httpx.Response | BaseException, idempotent: bool) -> bool:
-    """Whether a response or an exception may be retried for a request of this kind."""
+    """Whether a response or an exception may be retried for a request of this kind (429: never here)."""
     if isinstance(outcome, httpx.Response):
+        if outcome.status_code == 429:
+            return False
         return outcome.status_code in (RETRYABLE_STATUSES if idempotent else REFUSED_STATUSES)
     if isinstance(outcome, httpx.TransportError) and not isinstance(outcome, HOPELESS_ERRORS):
         return idempotent or isinstance(outcome, NOT_SENT_ERRORS)

@@ -14,7 +14,8 @@ from typing import Any
 OUTCOMES = ("success", "partial", "failed", "cancelled")
 
 # name -> (kind, default). Kinds: count (int >= 0), statuses (a count, or a list of 4xx/5xx statuses),
-# flag (bool), number (int >= 0).
+# flag (bool), number (int >= 0), rates (false, true for Planet's, or {endpoint class: requests/s}),
+# per_class (a number of ms for every endpoint class, or {endpoint class: ms}).
 _SWITCHES: dict[str, tuple[str, Any]] = {
     "rate_limit": ("count", 0),  # next N API requests: 429 with Retry-After
     "retry_after": ("number", 1),  # seconds in that Retry-After header
@@ -27,6 +28,11 @@ _SWITCHES: dict[str, tuple[str, Any]] = {
     "slow_ms": ("number", 0),  # delay before every response
     "expire_links": ("flag", False),  # one-shot: every download link issued so far expires now
     "order_polls_per_state": ("number", 1),  # order GETs per step queued -> running -> final; 0: at once
+    # Planet as it really is (flowzero.sandbox.limits): per-key, per-endpoint rates in a sliding window ...
+    "planet_limits": ("rates", None),
+    "planet_limits_retry_after": ("flag", False),  # ... whose 429s carry Retry-After (Planet's often do not)
+    "latency_ms": ("per_class", None),  # server time per endpoint class, e.g. {"data": 500, "orders_get": 150}
+    "redirect_downloads": ("flag", False),  # download links answer 302 to a storage host on another origin
 }
 
 
@@ -61,7 +67,7 @@ class Faults:
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
-            data = {k: (list(v) if isinstance(v, list) else v) for k, v in self._values.items()}
+            data = {k: (type(v)(v) if isinstance(v, (list, dict)) else v) for k, v in self._values.items()}
             data["next_order_outcomes"] = list(self._outcomes)
             return data
 
@@ -105,6 +111,8 @@ def _parse(name: str, value: Any) -> Any:
     if name not in _SWITCHES:
         raise ValueError(f"unknown fault switch {name!r} (known: {', '.join(sorted(_SWITCHES))})")
     kind, default = _SWITCHES[name]
+    if kind in ("rates", "per_class"):
+        return _per_class(name, kind, value)
     if kind == "flag":
         if not isinstance(value, bool):
             raise ValueError(f"{name} must be true or false, not {value!r}")
@@ -118,6 +126,24 @@ def _parse(name: str, value: Any) -> Any:
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
     raise ValueError(f"{name} must be a whole number >= 0, not {value!r}")
+
+
+def _per_class(name: str, kind: str, value: Any) -> dict[str, float] | None:
+    """A ``rates`` or ``per_class`` switch as {endpoint class: number}, or None when off."""
+    from flowzero.sandbox.limits import PLANET_RATES
+
+    if value is None or value is False:
+        return None
+    if value is True and kind == "rates":
+        return dict(PLANET_RATES)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0 and kind == "per_class":
+        return {endpoint: float(value) for endpoint in PLANET_RATES}
+    if isinstance(value, dict) and all(k in PLANET_RATES and isinstance(v, (int, float))
+                                       and not isinstance(v, bool) and v >= 0 for k, v in value.items()):
+        return {k: float(v) for k, v in value.items()}
+    what = "true, false or" if kind == "rates" else "a number of ms or"
+    raise ValueError(f"{name} must be {what} an object of endpoint class: number "
+                     f"(classes: {', '.join(PLANET_RATES)}), not {value!r}")
 
 
 class RequestLog:

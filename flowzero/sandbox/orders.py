@@ -33,6 +33,7 @@ from flowzero.sandbox.payloads import Payload, PayloadStore
 FINAL_STATES = ("success", "partial", "failed", "cancelled")
 LIST_PAGE_SIZE = 20
 _READY_WAIT = 2.0  # seconds a GET waits for payloads before answering "still running"
+REISSUE_WINDOW = 60.0  # seconds: a GET of a finished order renews the links that expire sooner than this
 _MESSAGES = {"queued": "Preparing order", "running": "Processing and delivering order"}
 
 
@@ -345,8 +346,9 @@ class OrderBook:
                 "token": secrets.token_urlsafe(24), "expires": time.time() + self.link_ttl}
 
     def _refresh_links(self, record: OrderRecord) -> bool:
+        """Fresh links (new token, full lifetime) for those expired or about to (within REISSUE_WINDOW)."""
         now = time.time()
-        stale = [r for r in record.results if r["expires"] <= now]
+        stale = [r for r in record.results if r["expires"] <= now + REISSUE_WINDOW]
         for entry in stale:
             entry["token"] = secrets.token_urlsafe(24)
             entry["expires"] = now + self.link_ttl

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import math
 import mimetypes
 import re
 import socket
@@ -25,11 +26,13 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from flowzero.localserver import HOST, LocalServer
 from flowzero.sandbox.api import AUTH_MESSAGE, ApiError, bad_request, page_size
 from flowzero.sandbox.faults import Faults, RequestLog
+from flowzero.sandbox.limits import DOWNLOADS_KEY, Meter, endpoint_class, refusal_message
 from flowzero.sandbox.ranges import RangeNotSatisfiable, parse_range
 
 log = logging.getLogger("flowzero.sandbox")
 
 INVALID_KEY = "invalid-key"
+STORAGE_PREFIX = "/storage/"  # where redirected download links land, on the storage origin
 MAX_BODY = 64 * 1024 * 1024
 _CHUNK = 64 * 1024
 
@@ -48,8 +51,10 @@ class _App:
         from flowzero.sandbox.searches import Searches
 
         self.url = url
+        self.storage_url = url.replace(f"//{HOST}:", "//localhost:")  # another origin, same server
         self.faults = Faults(polls_per_state)
         self.requests = RequestLog()
+        self.meter = Meter()
         self.catalog = Catalog(f"{url}/data/v1")
         self.searches = Searches(self.catalog, f"{url}/data/v1")
         self.basemaps = Basemaps(f"{url}/basemaps/v1/mosaics")
@@ -173,11 +178,21 @@ class _Handler(BaseHTTPRequestHandler):
             if control:
                 self._control(method, path, body)
                 return
+            if path.startswith(STORAGE_PREFIX):
+                self.app.meter.storage(authorized="Authorization" in self.headers)
+                self._download(method, path[len(STORAGE_PREFIX):], params)
+                return
+            endpoint = endpoint_class(method, path)
+            if endpoint is not None and not self._admitted(endpoint, params):
+                return
             slow = self.app.faults.get("slow_ms")
             if slow:
                 time.sleep(slow / 1000.0)
             if path.startswith("/download/"):
-                self._download(method, path, params)
+                if self.app.faults.get("redirect_downloads"):
+                    self._redirect_to_storage(path, parts.query)
+                    return
+                self._download(method, path[len("/download/"):], params)
                 return
             self._api(method, path, params, body)
         except ApiError as exc:
@@ -259,7 +274,29 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError as exc:
             raise bad_request(f"the request body is not valid JSON: {exc}") from None
 
-    def _authenticate(self, params: dict[str, str]) -> None:
+    def _admitted(self, endpoint: str, params: dict[str, str]) -> bool:
+        """Meter the request; answer 429 as Planet does when ``planet_limits`` refuse it, else take
+        ``latency_ms`` of server time. False if the request was answered here."""
+        faults = self.app.faults
+        key = DOWNLOADS_KEY if endpoint == "downloads" else self._api_key(params)
+        wait = self.app.meter.admit(endpoint, key, faults.get("planet_limits"))
+        if wait is not None:
+            headers = {"Retry-After": str(max(1, math.ceil(wait)))} if faults.get("planet_limits_retry_after") \
+                else {}
+            self._json(429, {"message": refusal_message(wait)}, headers)
+            return False
+        latency = (faults.get("latency_ms") or {}).get(endpoint)
+        if latency:
+            time.sleep(latency / 1000.0)
+        return True
+
+    def _redirect_to_storage(self, path: str, query: str) -> None:
+        """Planet's download links answer 302 to a storage host; here: the same server as ``localhost``."""
+        location = f"{self.app.storage_url}{STORAGE_PREFIX}{path[len('/download/'):]}" + (f"?{query}" if query else "")
+        self.wfile.write(self._head(302, [("Location", location), ("Content-Length", "0")]))
+
+    def _api_key(self, params: dict[str, str]) -> str:
+        """The key of a request (basic auth user, ``api-key`` header or ``api_key`` parameter), or ""."""
         header = self.headers.get("Authorization", "")
         scheme, _, value = header.partition(" ")
         key = ""
@@ -272,6 +309,10 @@ class _Handler(BaseHTTPRequestHandler):
             key = value.strip()
         elif params.get("api_key"):
             key = params["api_key"]
+        return key
+
+    def _authenticate(self, params: dict[str, str]) -> None:
+        key = self._api_key(params)
         if not key or key == INVALID_KEY:
             raise ApiError(401, AUTH_MESSAGE)
 
@@ -359,9 +400,10 @@ class _Handler(BaseHTTPRequestHandler):
     # -- downloads -------------------------------------------------------------------------------------------
 
     def _download(self, method: str, path: str, params: dict[str, str]) -> None:
+        """``path`` is ``<order id>/<file path>`` (behind /download/ or the storage host's prefix)."""
         if method not in ("GET", "HEAD"):
             raise ApiError(405, f"{method} is not allowed on downloads", headers={"Allow": "GET, HEAD"})
-        order_id, _, rest = path[len("/download/"):].partition("/")
+        order_id, _, rest = path.partition("/")
         file = self.app.orders.resolve(unquote(order_id), unquote(rest), params.get("token"))
         self._send_file(method, file, unquote(rest).rsplit("/", 1)[-1])
 
@@ -447,6 +489,11 @@ class _Handler(BaseHTTPRequestHandler):
                     raise bad_request('expected {"outcome": ..., "count": 1}')
                 app.faults.queue_outcome(data.get("outcome"), data.get("count", 1))
                 self._json(200, app.faults.snapshot())
+            elif route == ("GET", "/_sandbox/stats"):
+                self._json(200, app.meter.snapshot())
+            elif route == ("DELETE", "/_sandbox/stats"):
+                app.meter.reset()
+                self._json(200, app.meter.snapshot())
             elif route == ("GET", "/_sandbox/requests"):
                 self._json(200, {"requests": app.requests.entries()})
             elif route == ("DELETE", "/_sandbox/requests"):
@@ -548,6 +595,18 @@ class Sandbox(LocalServer):
     def set_next_order_outcome(self, outcome: str, count: int = 1) -> None:
         """The next ``count`` orders end ``outcome`` ("success", "partial", "failed" or "cancelled")."""
         self._state().faults.queue_outcome(outcome, count)
+
+    def stats(self) -> dict[str, Any]:
+        """Requests, refusals and the peak per window of each endpoint class (see flowzero.sandbox.limits)."""
+        return self._state().meter.snapshot()
+
+    def reset_stats(self) -> None:
+        self._state().meter.reset()
+
+    @property
+    def storage_url(self) -> str:
+        """The origin redirected downloads land on: this server as ``localhost`` (another origin)."""
+        return f"http://localhost:{self.port}"
 
     def requests(self) -> list[dict[str, Any]]:
         """The request log: method, path (no query), status, time; control requests are not logged."""

@@ -159,7 +159,8 @@ class S5cmdDownloader:
             if outcome.ok and outcome.digest:
                 staged[i] = (staged_jobs[i].destination, outcome.digest, outcome.bytes)
             else:
-                results[i] = TransferResult(jobs[i], ok=False, error=outcome.error, seconds=outcome.seconds)
+                results[i] = TransferResult(jobs[i], ok=False, error=outcome.error, seconds=outcome.seconds,
+                                            reason=outcome.reason)
                 _report(self.options.progress, results[i])
         return staged
 

@@ -1,0 +1,140 @@
+"""The pacer (flowzero.pacing): spacing per class, the shared 16-byte file, 429 back-off and recovery, the budget.
+
+Arithmetic is checked with an injected clock; sharing between processes with real processes on one file.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from flowzero.pacing import (
+    MAX_BACKOFF_FACTOR,
+    PACE_FRACTION,
+    Pacer,
+    RateLimiter,
+    RateLimits,
+    ThrottleBudget,
+    key_scope,
+)
+
+
+class Clock:
+    def __init__(self, now: float = 1_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_slots_are_spaced_one_over_the_rate_apart() -> None:
+    clock = Clock()
+    pacer = Pacer(4.0, clock=clock)
+    waits = [pacer.reserve() for _ in range(5)]
+    assert waits == pytest.approx([0.0, 0.25, 0.5, 0.75, 1.0])
+    clock.now += 10  # idle for a while: the next request goes at once, no burst is saved up
+    assert pacer.reserve() == 0.0
+    assert pacer.reserve() == pytest.approx(0.25)
+
+
+def test_a_429_doubles_the_spacing_and_slots_win_it_back(tmp_path: Path) -> None:
+    clock = Clock()
+    pacer = Pacer(10.0, tmp_path / "class", clock=clock)
+    assert pacer.reserve() == 0.0
+    assert pacer.throttled(None) >= 0.2  # interval 0.1 -> 0.2, plus up to half of it as jitter
+    assert pacer.throttles == 1
+    for _ in range(6):
+        pacer.throttled(None)
+    _, interval = struct.unpack("<dd", (tmp_path / "class").read_bytes())
+    assert interval == pytest.approx(0.1 * MAX_BACKOFF_FACTOR)  # capped
+    clock.now += 100
+    for _ in range(200):
+        pacer.reserve()
+        clock.now += 1
+    _, interval = struct.unpack("<dd", (tmp_path / "class").read_bytes())
+    assert interval == pytest.approx(0.1)  # additive increase brought the full rate back
+
+
+def test_retry_after_pushes_the_next_slot_for_every_user_of_the_class(tmp_path: Path) -> None:
+    clock = Clock()
+    first, second = Pacer(5.0, tmp_path / "f", clock=clock), Pacer(5.0, tmp_path / "f", clock=clock)
+    assert first.throttled(3.0) == pytest.approx(3.0)
+    assert second.reserve() == pytest.approx(3.0)  # the other pacer (process) waits too
+
+
+def test_garbage_or_stale_files_are_read_as_a_fresh_start(tmp_path: Path) -> None:
+    clock = Clock()
+    path = tmp_path / "f"
+    for content in (b"", b"junk", struct.pack("<dd", float("nan"), float("nan")),
+                    struct.pack("<dd", clock.now + 10_000, -1.0)):
+        path.write_bytes(content)
+        assert Pacer(2.0, path, clock=clock).reserve() == 0.0
+
+
+def test_an_unwritable_folder_falls_back_to_pacing_this_process(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    pacer = Pacer(4.0, blocker / "sub" / "class", clock=Clock())
+    assert pacer.reserve() == 0.0 and pacer.reserve() == pytest.approx(0.25)
+    assert pacer.path is None
+
+
+def test_limits_come_from_the_config_with_flowzeros_margin() -> None:
+    limits = RateLimits()
+    assert limits.rate("orders_get") == pytest.approx(3 * PACE_FRACTION)
+    assert limits.rate("downloads") == pytest.approx(5 * PACE_FRACTION)
+    assert RateLimits.unpaced().rate("data") == 0
+    limiter = RateLimiter(RateLimits(orders_get=0), scope="s")
+    assert limiter.pacer("orders_get") is None and limiter.pacer("downloads") is not None
+    with pytest.raises(ValueError):
+        limiter.pacer("nonsense")
+
+
+def test_the_key_never_appears_in_the_file_names() -> None:
+    scope = key_scope("PLAK-secret-key", "https://api.planet.com:443")
+    assert "PLAK" not in scope and len(scope) == 16
+    assert scope != key_scope("PLAK-other-key", "https://api.planet.com:443")
+    assert scope != key_scope("PLAK-secret-key", "http://127.0.0.1:8000")
+
+
+def test_the_budget_counts_waits_asked_for_and_time_passed() -> None:
+    clock = Clock()
+    budget = ThrottleBudget(10.0, clock)
+    assert budget.charge(4.0) and budget.charge(4.0)
+    assert not budget.charge(4.0)  # 12 > 10
+    assert budget.refusals == 3
+    clock.now += 30
+    assert budget.spent == 30 and not ThrottleBudget(10.0, clock).charge(11.0)
+
+
+_WORKER = """
+import json, sys, time
+from pathlib import Path
+from flowzero.pacing import Pacer
+pacer = Pacer(float(sys.argv[2]), Path(sys.argv[1]))
+starts = []
+for _ in range(int(sys.argv[3])):
+    pacer.wait()
+    starts.append(time.time())
+print(json.dumps(starts))
+"""
+
+
+def test_three_processes_on_one_file_keep_the_rate_together(tmp_path: Path) -> None:
+    """Real processes, one shared file: the starts of all three interleave, spaced 1/rate apart."""
+    rate, each = 20.0, 8
+    path = tmp_path / "rate" / "downloads"
+    workers = [subprocess.Popen([sys.executable, "-c", _WORKER, str(path), str(rate), str(each)],
+                                stdout=subprocess.PIPE, text=True) for _ in range(3)]
+    starts = sorted(t for w in workers for t in json.loads(w.communicate(timeout=60)[0]))
+    assert all(w.returncode == 0 for w in workers)
+    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    assert len(starts) == 3 * each
+    assert min(gaps) >= 1 / rate - 0.01  # never two starts closer than the spacing (10 ms of timer slack)
+    assert (starts[-1] - starts[0]) >= (3 * each - 1) / rate - 0.01
+    assert oct(path.stat().st_mode & 0o777) == "0o600" and oct(path.parent.stat().st_mode & 0o777) == "0o700"
