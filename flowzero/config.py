@@ -56,6 +56,7 @@ class DeliveryConfig:
     mode: str = "download"
     path_prefix: str = "planet-staging/"
     destination_ref: str = ""
+    assets: str = "image,udm2,metadata"  # what of each PlanetScope item a delivery keeps (--assets)
 
 
 @dataclass

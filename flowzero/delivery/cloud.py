@@ -207,7 +207,8 @@ def _deliver_one(outcome: OrderOutcome, record: Order | None, order_json: dict[s
     manifest = read_manifest(client, staging, order_id)
     destination = settings.destination or Destination("s3", staging.bucket, "")
     local = not destination.is_s3
-    plan = plan_delivery(staged_order(order_json, manifest, staging, order_id), record, manifest, destination)
+    plan = plan_delivery(staged_order(order_json, manifest, staging, order_id), record, manifest, destination,
+                         settings.assets)
     if local:
         say(f"order {order_id}: fetching {len(plan.jobs)} file(s) from {staging.describe(order_id)}")
         presign_sources(plan, client, _arranged_at(record, staging))
@@ -217,7 +218,7 @@ def _deliver_one(outcome: OrderOutcome, record: Order | None, order_json: dict[s
             f"{destination.describe()} by server-side copy")
         results = arrange_in_bucket(plan, client, config, settings.overwrite)
     outcome = _conclude_delivery(outcome, plan, results, public_order(order_json), destination,
-                                 lambda: BotoRequests(client))
+                                 lambda: BotoRequests(client), record)
     how = "fetched from" if local else "arranged by server-side copy from"
     outcome.message = f"{how} {staging.describe(order_id)}" + ("" if local else
                                                              " (staged copies of arranged images deleted)")

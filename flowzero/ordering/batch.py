@@ -130,6 +130,8 @@ def run_batch(
             aoi = chunk.gage.as_aoi(chunk.gage.gage_id)
             outcome.search = provider.search(aoi, chunk.start, chunk.end, cadence=cadence,
                                              num_bands=num_bands, bundle=bundle)
+            if not dry_run:
+                store.record_search(outcome.search.record(batch_id))
             if outcome.search.selected:
                 planned = provider.plan(outcome.search, batch_id=batch_id, suffix=suffix)
                 apply_delivery(planned, delivery)
