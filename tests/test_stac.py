@@ -1,0 +1,155 @@
+"""The STAC catalog at every destination, end to end: sandbox orders placed by `submit`, delivered by
+`check-order-status` to a folder and to S3 (moto), then read back with pystac (validated offline) and loaded
+with odc-stac. Also: reruns write nothing, concurrent writers lose no item, `flowzero stac DEST` relinks."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from flowzero.cli import cli
+from flowzero.sandbox.server import Sandbox
+from tests.fixtures.s3 import S3Bucket
+
+AOI_FILE = Path(__file__).parent / "data" / "aoi" / "geojson" / "DrySpy_AOI_SalinasRiver.geojson"
+AOI = "SalinasRiver"
+FOLDER = f"planetscope analytic/four_bands/{AOI}"
+
+
+@pytest.fixture
+def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A sandbox with one weekly order of January 2024 placed by `flowzero submit`; yields the database."""
+    with Sandbox(tmp_path / "sandbox", file_size=24 * 1024, polls_per_state=0) as sb:
+        for key, value in {"PL_API_KEY": "k", "FLOWZERO_PLANET_API_URL": sb.api_url,
+                           "FLOWZERO_PLANET_ORDERS_URL": sb.orders_url, "FLOWZERO_PLANET_BASEMAPS_URL": sb.basemaps_url,
+                           "FLOWZERO_PLANET_MAX_RETRIES": "2"}.items():
+            monkeypatch.setenv(key, value)
+        db = tmp_path / "flowzero.db"
+        placed = run(db, "submit", "--geojson", str(AOI_FILE), "--start-date", "2024-01-01", "--end-date",
+                     "2024-01-31", "--cadence", "weekly", "--json")
+        assert placed.exit_code == 0, placed.output
+        yield db
+
+
+def run(db: Path, *args: str) -> Result:
+    return CliRunner().invoke(cli, ["--database-path", str(db), *args], catch_exceptions=False)
+
+
+def order_of(db: Path) -> Any:
+    from flowzero.storage.sqlite import SqliteOrderStore
+
+    with SqliteOrderStore(db) as store:
+        [order] = store.list_orders()
+    return order
+
+
+def deliver(db: Path, output: str, *extra: str) -> dict[str, Any]:
+    done = run(db, "check-order-status", order_of(db).order_id, "--wait", "--output", output, "--json", *extra)
+    assert done.exit_code == 0, done.output
+    return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+
+def test_a_folder_delivery_is_a_valid_catalog_that_odc_stac_loads(site: Path, tmp_path: Path,
+                                                                  stac_offline: None) -> None:
+    import odc.stac
+    import pystac
+
+    out = tmp_path / "out"
+    report = deliver(site, str(out))
+    order = order_of(site)
+    assert report["catalog"] == str(out / "stac" / "catalog.json")
+
+    catalog = pystac.Catalog.from_file(report["catalog"])
+    catalog.validate_all()
+    [collection] = list(catalog.get_children())
+    assert collection.id == AOI and collection.license == "proprietary"
+    assert [p.name for p in collection.providers] == ["Planet Labs PBC", "flowzero"]
+    items = sorted(collection.get_items(), key=lambda i: i.datetime)
+    scenes = order.metadata["scenes"]
+    assert sorted(i.id for i in items) == sorted(scenes) and len(items) == order.scenes_selected >= 3
+    for item in items:
+        props = item.properties
+        assert props["flowzero:order_id"] == order.order_id and props["flowzero:order_name"] == order.order_name
+        assert props["flowzero:period"] == scenes[item.id]["period"] and props["flowzero:cadence"] == "weekly"
+        assert 0 <= props["eo:cloud_cover"] <= 100 and "pl:clear_percent" in props and "pl:visible_percent" in props
+        assert props["pl:item_type"] == "PSScene"
+        assert set(item.assets) == {"image", "udm2", "metadata"}
+        assert item.assets["udm2"].roles == ["cloud", "data-mask"] and item.assets["image"].roles == ["data"]
+        for asset in item.assets.values():
+            path = Path(asset.get_absolute_href())
+            assert path.is_file() and path.parent == out / FOLDER
+            assert asset.extra_fields["file:size"] == path.stat().st_size
+            assert asset.extra_fields["file:checksum"] == "1220" + hashlib.sha256(path.read_bytes()).hexdigest()
+        assert "token" not in json.dumps(item.to_dict())
+    assert collection.extent.temporal.intervals[0][0] == items[0].datetime
+
+    data = odc.stac.load(items, bands=["image", "udm2"], crs="EPSG:32610", resolution=60, chunks=None)
+    assert list(data.data_vars) == ["image", "udm2"]
+    assert data.image.dims == ("time", "y", "x") and data.image.shape[0] == len(items)
+    assert 200 < data.sizes["x"] < 2000 and 200 < data.sizes["y"] < 2000  # the AOI at 60 m
+    assert [t.astype("datetime64[s]").item() for t in data.time.values] == [
+        i.datetime.replace(tzinfo=None, microsecond=0) for i in items]
+    assert float(data.image.max()) > 0 and set(float(v) for v in data.udm2.fillna(0).values.ravel()) <= {0.0, 1.0}
+
+    # A rerun writes nothing (same bytes, same times), adds nothing.
+    stamps = {p: p.stat().st_mtime_ns for p in (out / "stac").rglob("*.json")}
+    again = deliver(site, str(out))
+    assert again["skipped"] == again["files"] and again["catalog"] == report["catalog"]
+    assert {p: p.stat().st_mtime_ns for p in (out / "stac").rglob("*.json")} == stamps
+
+
+def test_udm2_can_be_left_out_and_the_items_say_so(site: Path, tmp_path: Path, stac_offline: None) -> None:
+    import pystac
+
+    out = tmp_path / "out"
+    report = deliver(site, str(out), "--assets", "image")
+    assert not list((out / FOLDER).glob("*_udm2.tif")) and list((out / FOLDER).glob("*.tiff"))
+    items = list(pystac.Catalog.from_file(report["catalog"]).get_items(recursive=True))
+    assert items and all(set(i.assets) == {"image"} for i in items)
+    bad = run(site, "check-order-status", order_of(site).order_id, "--output", str(out), "--assets", "udm3")
+    assert bad.exit_code == 2 and "unknown asset 'udm3'" in bad.output and "Traceback" not in bad.output
+
+
+def test_an_s3_delivery_writes_the_same_catalog_with_s3_hrefs(site: Path, s3_bucket: S3Bucket,
+                                                              stac_offline: None) -> None:
+    import pystac
+
+    report = deliver(site, f"s3://{s3_bucket.name}/river")
+    assert report["catalog"] == f"s3://{s3_bucket.name}/river/stac/catalog.json"
+    root = json.loads(s3_bucket.get("river/stac/catalog.json"))
+    assert [link["href"] for link in root["links"] if link["rel"] == "child"] == [f"./{AOI}/collection.json"]
+    collection = json.loads(s3_bucket.get(f"river/stac/{AOI}/collection.json"))
+    pystac.validation.validate_dict(collection)
+    links = [link["href"] for link in collection["links"] if link["rel"] == "item"]
+    assert len(links) == order_of(site).scenes_selected
+    for href in links:
+        item = json.loads(s3_bucket.get(f"river/stac/{AOI}/items/{href.rsplit('/', 1)[-1]}"))
+        pystac.validation.validate_dict(item)
+        image = item["assets"]["image"]["href"]
+        assert image.startswith(f"s3://{s3_bucket.name}/river/{FOLDER}/")
+        key = image.split("/", 3)[3]
+        assert item["assets"]["image"]["file:checksum"] == "1220" + hashlib.sha256(s3_bucket.get(key)).hexdigest()
+
+
+def test_stac_command_relinks_what_is_there_and_refuses_a_missing_folder(site: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    deliver(site, str(out))
+    collection = out / "stac" / AOI / "collection.json"
+    before = collection.read_bytes()
+    moved = tmp_path / "moved"
+    shutil.copytree(out, moved)
+    (moved / "stac" / "catalog.json").unlink()
+    (moved / "stac" / AOI / "collection.json").unlink()
+    rebuilt = run(site, "stac", str(moved))
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert (moved / "stac" / AOI / "collection.json").read_bytes() == before
+    assert json.loads((moved / "stac" / "catalog.json").read_text())["id"] == "flowzero"
+    missing = run(site, "stac", str(tmp_path / "nowhere"))
+    assert missing.exit_code == 2 and "no folder" in missing.output and "Traceback" not in missing.output
