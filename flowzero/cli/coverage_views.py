@@ -50,7 +50,7 @@ def _square(cell: Cell) -> object:
     from rich.text import Text
 
     if cell.state == "delivered":
-        shown = "" if cell.coverage_pct is None else f"{min(cell.coverage_pct, 99):.0f}"
+        shown = "" if cell.coverage_pct is None else f"{cell.coverage_pct:.0f}"
         return Text(f"{shown:>3}", style=f"bold white on {COLORS['delivered']}")
     return Text(" ■ ", style=COLORS[cell.state])
 
