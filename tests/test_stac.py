@@ -17,6 +17,7 @@ from click.testing import CliRunner, Result
 from flowzero.cli import cli
 from flowzero.sandbox.server import Sandbox
 from tests.fixtures.s3 import S3Bucket
+from tests.test_cloud_delivery import cloud, submit_cloud  # noqa: F401 (the cloud-delivery fixture, by name)
 
 AOI_FILE = Path(__file__).parent / "data" / "aoi" / "geojson" / "DrySpy_AOI_SalinasRiver.geojson"
 AOI = "SalinasRiver"
@@ -153,3 +154,30 @@ def test_stac_command_relinks_what_is_there_and_refuses_a_missing_folder(site: P
     assert json.loads((moved / "stac" / "catalog.json").read_text())["id"] == "flowzero"
     missing = run(site, "stac", str(tmp_path / "nowhere"))
     assert missing.exit_code == 2 and "no folder" in missing.output and "Traceback" not in missing.output
+
+
+def test_cloud_delivery_writes_the_catalog_into_the_bucket(request: pytest.FixtureRequest, stac_offline: None) -> None:
+    import pystac
+
+    site = request.getfixturevalue("cloud")
+    order_id = submit_cloud(site)
+    site.manifest(order_id)
+    done = site.run("check-order-status", order_id, "--json")
+    assert done.exit_code == 0, done.output
+    report = json.loads(done.stdout)
+    bucket = site.bucket
+    assert report["catalog"] == f"s3://{bucket.name}/stac/catalog.json"
+    collection = json.loads(bucket.get(f"stac/{AOI}/collection.json"))
+    pystac.validation.validate_dict(collection)
+    hrefs = [link["href"].rsplit("/", 1)[-1] for link in collection["links"] if link["rel"] == "item"]
+    assert hrefs
+    for name in hrefs:
+        item = json.loads(bucket.get(f"stac/{AOI}/items/{name}"))
+        pystac.validation.validate_dict(item)
+        assert item["properties"]["flowzero:order_id"] == order_id
+        for kind in ("image", "udm2"):
+            href = item["assets"][kind]["href"]
+            assert href.startswith(f"s3://{bucket.name}/{FOLDER}/")
+            assert hashlib.sha256(bucket.get(href.split("/", 3)[3])).hexdigest() == (
+                item["assets"][kind]["file:checksum"][4:])
+        assert "s3cr3t" not in json.dumps(item)
