@@ -181,3 +181,59 @@ def test_cloud_delivery_writes_the_catalog_into_the_bucket(request: pytest.Fixtu
             assert hashlib.sha256(bucket.get(href.split("/", 3)[3])).hexdigest() == (
                 item["assets"][kind]["file:checksum"][4:])
         assert "s3cr3t" not in json.dumps(item)
+
+
+def _item(name: str, day: int) -> bytes:
+    from flowzero.stac.catalog import dump
+
+    return dump({"type": "Feature", "id": name, "bbox": [-121.6, 36.6, -121.5, 36.7],
+                 "properties": {"datetime": f"2024-01-{day:02d}T18:00:00Z"}})
+
+
+def test_a_writer_that_listed_too_early_relinks_what_another_added(tmp_path: Path) -> None:
+    from flowzero.delivery.destination import Destination
+    from flowzero.stac.catalog import collection_key, item_key, relink_collection
+    from flowzero.stac.files import CatalogFiles
+
+    destination = Destination("local", str(tmp_path))
+
+    class Interleaved(CatalogFiles):
+        """Writer A: right after its first listing, writer B adds an item and relinks, then A goes on."""
+
+        listed = 0
+
+        def keys(self, prefix: str) -> list[str]:
+            found = super().keys(prefix)
+            self.listed += 1
+            if self.listed == 1:
+                other = CatalogFiles(destination)
+                other.write(item_key("G", "b"), _item("b", 2))
+                assert relink_collection(other, "G") == 2
+            return found  # A's stale view: only its own item
+
+    first = Interleaved(destination)
+    first.write(item_key("G", "a"), _item("a", 1))
+    assert relink_collection(first, "G") == 2 and first.listed >= 2  # A re-checked and relinked
+    links = [link["href"] for link in json.loads((tmp_path / collection_key("G")).read_text())["links"]
+             if link["rel"] == "item"]
+    assert links == ["./items/a.json", "./items/b.json"]
+
+
+def test_eight_concurrent_writers_lose_no_item(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from flowzero.delivery.destination import Destination
+    from flowzero.stac.catalog import collection_key, item_key, relink_collection, relink_root
+    from flowzero.stac.files import CatalogFiles
+
+    def writer(n: int) -> None:
+        files = CatalogFiles(Destination("local", str(tmp_path)))
+        files.write(item_key("G", f"i{n}"), _item(f"i{n}", n + 1))
+        relink_collection(files, "G")
+        relink_root(files)
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(writer, range(8)))
+    collection = json.loads((tmp_path / collection_key("G")).read_text())
+    assert sorted(link["title"] for link in collection["links"] if link["rel"] == "item") == [f"i{n}" for n in range(8)]
+    assert collection["extent"]["temporal"]["interval"] == [["2024-01-01T18:00:00Z", "2024-01-08T18:00:00Z"]]
