@@ -160,6 +160,9 @@ def test_cloud_delivery_writes_the_catalog_into_the_bucket(request: pytest.Fixtu
     import pystac
 
     site = request.getfixturevalue("cloud")
+    monkeypatch = request.getfixturevalue("monkeypatch")
+    for name in ("FLOWZERO_DELIVERY_ASSETS", "FLOWZERO_DELIVERY_CATALOG"):  # the defaults, not the old layout
+        monkeypatch.delenv(name)
     order_id = submit_cloud(site)
     site.manifest(order_id)
     done = site.run("check-order-status", order_id, "--json")

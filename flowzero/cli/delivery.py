@@ -63,7 +63,8 @@ def _settings(app: AppContext, output: str | None, overwrite: bool, downloader: 
     show = not (as_json or app.quiet) and sys.stderr.isatty()
     return DeliverySettings(destination=destination, downloader=name, overwrite=overwrite, wait=wait,
                             wait_timeout=wait_timeout, show_progress=show,
-                            assets=parse_assets(assets if assets is not None else config.delivery.assets))
+                            assets=parse_assets(assets if assets is not None else config.delivery.assets),
+                            catalog=config.delivery.catalog)
 
 
 def _say(app: AppContext, as_json: bool) -> Callable[[str], None]:

@@ -197,7 +197,7 @@ def _fetch(plan: DeliveryPlan, config: Any, settings: DeliverySettings) -> list[
 def _deliver_one(outcome: OrderOutcome, record: Order | None, order_json: dict[str, Any], info: dict[str, Any],
                  planet: Any, config: Any, settings: DeliverySettings, say: Say,
                  clients: dict[tuple[str, str], Any]) -> OrderOutcome:
-    from flowzero.delivery.deliver import _conclude_delivery
+    from flowzero.delivery.deliver import _conclude_delivery, catalog_delivery
     from flowzero.delivery.jobs import plan_delivery
     from flowzero.delivery.s3requests import BotoRequests
 
@@ -217,8 +217,9 @@ def _deliver_one(outcome: OrderOutcome, record: Order | None, order_json: dict[s
         say(f"order {order_id}: arranging {len(plan.jobs)} file(s) from {staging.describe(order_id)} in "
             f"{destination.describe()} by server-side copy")
         results = arrange_in_bucket(plan, client, config, settings.overwrite)
-    outcome = _conclude_delivery(outcome, plan, results, public_order(order_json), destination,
-                                 lambda: BotoRequests(client), record)
+    requests = lambda: BotoRequests(client)  # noqa: E731
+    outcome = _conclude_delivery(outcome, plan, results, public_order(order_json), destination, requests)
+    outcome = catalog_delivery(outcome, plan, public_order(order_json), record, destination, requests, settings)
     how = "fetched from" if local else "arranged by server-side copy from"
     outcome.message = f"{how} {staging.describe(order_id)}" + ("" if local else
                                                              " (staged copies of arranged images deleted)")

@@ -42,6 +42,7 @@ class DeliverySettings:
     destination: Destination | None = None
     downloader: str = "threads"
     assets: tuple[str, ...] = DEFAULT_ASSETS  # what of each PlanetScope item is kept (flowzero.delivery.layout)
+    catalog: bool = True  # keep the destination's STAC catalog (flowzero.stac)
     overwrite: bool = False
     wait: bool = False
     wait_timeout: float | None = None
@@ -282,12 +283,13 @@ def _conclude(item: _Checked, results: list[TransferResult], settings: DeliveryS
         if item.plan is None and settings.destination is None:
             outcome.message = "finished; use --output to download it"
         return outcome
-    return _conclude_delivery(outcome, item.plan, results, order_json, settings.destination, s3, item.record)
+    outcome = _conclude_delivery(outcome, item.plan, results, order_json, settings.destination, s3)
+    return catalog_delivery(outcome, item.plan, order_json, item.record, settings.destination, s3, settings)
 
 
 def _conclude_delivery(outcome: OrderOutcome, plan: DeliveryPlan, results: list[TransferResult],
                        order_json: dict[str, Any], destination: Destination,
-                       s3: Callable[[], S3Requests], record: Order | None = None) -> OrderOutcome:
+                       s3: Callable[[], S3Requests]) -> OrderOutcome:
     outcome.destination = destination.describe()
     outcome.missing = list(plan.missing)
     for result, key in zip(results, plan.keys):
@@ -308,13 +310,22 @@ def _conclude_delivery(outcome: OrderOutcome, plan: DeliveryPlan, results: list[
         write_document(destination, plan.metadata_key, metadata_document(order_json), requests)
     except Exception as exc:
         return _incomplete(outcome, plan.metadata_key, exc)
+    outcome.category = "delivered" if outcome.state == "success" else "partial"
+    return outcome
+
+
+def catalog_delivery(outcome: OrderOutcome, plan: DeliveryPlan, order_json: dict[str, Any], record: Order | None,
+                     destination: Destination, s3: Callable[[], S3Requests],
+                     settings: DeliverySettings) -> OrderOutcome:
+    """Once an order is delivered, add its items to the destination's STAC catalog (:mod:`flowzero.stac`)."""
+    if not settings.catalog or outcome.category not in ("delivered", "partial"):
+        return outcome
     from flowzero.stac import CATALOG_KEY, record_delivery
 
-    try:  # the destination's STAC catalog (flowzero/stac): this order's items, its collection and root relinked
+    try:
         outcome.catalog = record_delivery(destination, plan, order_json, record, s3 if destination.is_s3 else None).root
     except Exception as exc:
         return _incomplete(outcome, CATALOG_KEY, exc)
-    outcome.category = "delivered" if outcome.state == "success" else "partial"
     return outcome
 
 

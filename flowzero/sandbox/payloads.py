@@ -80,6 +80,9 @@ class PayloadStore:
                 render: Callable[[], tuple[np.ndarray, Grid, int | None]]) -> Payload:
         """A GeoTIFF of ``render()`` = (bands, grid, nodata), padded to ``size`` bytes (0: as small as it is).
 
+        A ``size`` below the image's own (10-25 KiB) keeps its meaning: the file is then ``size`` TIFF-like
+        bytes, as :meth:`random_tiff` makes, not an image.
+
         ``key`` names what the image is drawn from (its area): the same name drawn from another area is another
         file, so an order's manifest always matches the file served for it.
         """
@@ -88,6 +91,9 @@ class PayloadStore:
         def produce() -> Iterator[bytes]:
             bands, grid, nodata = render()
             head, padding, tail = geotiff(bands, grid, size, nodata)
+            if size and len(head) + len(tail) > size:  # too small for the image: TIFF-like bytes, exactly size
+                yield from _tiff_blocks(name, size, self._stop)
+                return
             yield head
             yield from _random_blocks(name, size, padding, self._stop)
             yield tail
