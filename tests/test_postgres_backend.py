@@ -175,9 +175,11 @@ def test_a_failing_migration_rolls_back_whole(postgres_url: str) -> None:
     from flowzero.storage.migrate import Migration
 
     newest = len(postgres_migrations())
-    broken = Migration(newest + 1, "broken", "CREATE TABLE half_done (x INTEGER);\nINSERT INTO no_such_table VALUES (1);")
+    broken = Migration(newest + 1, "broken",
+                       "CREATE TABLE half_done (x INTEGER);\nINSERT INTO no_such_table VALUES (1);")
     with psycopg.connect(postgres_url, autocommit=True) as conn:
-        with pytest.raises(StorageError, match=rf"migration {newest + 1:04d}_broken failed on database x: .*no_such_table"):
+        label = f"{newest + 1:04d}_broken"
+        with pytest.raises(StorageError, match=rf"migration {label} failed on database x: .*no_such_table"):
             migrate(conn, "x", [*postgres_migrations(), broken])
         tables = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
         assert tables == set()  # not even 0001 or schema_migrations: one transaction
