@@ -118,11 +118,12 @@ def test_udm2_can_be_left_out_and_the_items_say_so(site: Path, tmp_path: Path, s
     assert bad.exit_code == 2 and "unknown asset 'udm3'" in bad.output and "Traceback" not in bad.output
 
 
-def test_an_s3_delivery_writes_the_same_catalog_with_s3_hrefs(site: Path, s3_bucket: S3Bucket,
+@pytest.mark.parametrize("downloader", ["threads", "fast"])
+def test_an_s3_delivery_writes_the_same_catalog_with_s3_hrefs(site: Path, s3_bucket: S3Bucket, downloader: str,
                                                               stac_offline: None) -> None:
     import pystac
 
-    report = deliver(site, f"s3://{s3_bucket.name}/river")
+    report = deliver(site, f"s3://{s3_bucket.name}/river", "--downloader", downloader)
     assert report["catalog"] == f"s3://{s3_bucket.name}/river/stac/catalog.json"
     root = json.loads(s3_bucket.get("river/stac/catalog.json"))
     assert [link["href"] for link in root["links"] if link["rel"] == "child"] == [f"./{AOI}/collection.json"]
@@ -240,3 +241,25 @@ def test_eight_concurrent_writers_lose_no_item(tmp_path: Path) -> None:
     collection = json.loads((tmp_path / collection_key("G")).read_text())
     assert sorted(link["title"] for link in collection["links"] if link["rel"] == "item") == [f"i{n}" for n in range(8)]
     assert collection["extent"]["temporal"]["interval"] == [["2024-01-01T18:00:00Z", "2024-01-08T18:00:00Z"]]
+
+
+def test_basemap_quads_are_items_of_their_aoi(site: Path, tmp_path: Path, stac_offline: None) -> None:
+    import pystac
+
+    placed = run(site, "order-basemap", "--mosaic-name", "global_monthly_2024_01_mosaic", "--geojson", str(AOI_FILE),
+                 "--json")
+    assert placed.exit_code == 0, placed.output
+    [order] = json.loads(placed.stdout)["orders"]
+    out = tmp_path / "out"
+    done = run(site, "check-order-status", order["order_id"], "--wait", "--output", str(out), "--json")
+    assert done.exit_code == 0, done.output
+    catalog = pystac.Catalog.from_file(json.loads(done.stdout)["catalog"])
+    catalog.validate_all()
+    quads = [i for i in catalog.get_items(recursive=True) if i.properties["pl:item_type"] == "quad"]
+    keys = sorted((out / "basemaps" / AOI / "2024_01").glob("*.tif"))
+    assert quads and len(quads) == len(keys)
+    for quad in quads:
+        assert quad.id.startswith("global_monthly_2024_01_mosaic-L15-")
+        assert quad.properties["flowzero:period"] == "2024-01"
+        assert quad.properties["start_datetime"] == "2024-01-01T00:00:00Z"
+        assert Path(quad.assets["image"].get_absolute_href()) in keys
