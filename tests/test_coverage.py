@@ -59,14 +59,33 @@ def test_a_day_with_good_scenes_but_none_ordered_is_not_selected() -> None:
     assert no_scene.detail == "Planet had no scene" and skipped.coverage_pct == 98.5
 
 
-def _store_with_history(db: Path) -> None:
-    from flowzero.storage.sqlite import SqliteOrderStore
+def _store_with_history(db: Path, url: str | None = None) -> None:
+    from flowzero.config import Config, StorageConfig
+    from flowzero.storage import open_store
 
-    with SqliteOrderStore(db) as store:
+    config = Config(database_path=str(db))
+    if url:
+        config.storage = StorageConfig(backend="postgres", url=url)
+    store = open_store(config)
+    try:
         for order in _orders():
             store.save_order(order)
         for search in _searches():
             store.record_search(search)
+    finally:
+        store.close()
+
+
+def test_the_calendar_reads_a_postgresql_store_too(postgres_url: str, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    _store_with_history(tmp_path / "unused.db", postgres_url)
+    monkeypatch.setenv("FLOWZERO_STORAGE_BACKEND", "postgres")
+    monkeypatch.setenv("FLOWZERO_DATABASE_URL", postgres_url)
+    result = CliRunner().invoke(cli, ["coverage", "--cadence", "weekly", "--start-date", "2024-03-03",
+                                      "--end-date", "2024-03-30", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {g["gage"]: [c["state"] for c in g["cells"]] for g in json.loads(result.stdout)["gages"]}
+    assert rows["GageA"] == ["delivered", "ordered", "no-scenes", "not-searched"]
 
 
 def test_cli_json_and_bad_input(tmp_path: Path) -> None:
