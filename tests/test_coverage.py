@@ -150,3 +150,25 @@ def test_html_page_renders_every_cell_with_its_legend_colour(tmp_path: Path) -> 
     assert len(set(legend.values())) == len(STATES)
     if os.environ.get("FLOWZERO_SCREENSHOT_DIR"):
         Path(os.environ["FLOWZERO_SCREENSHOT_DIR"], "coverage.png").write_bytes(base64.b64decode(shot))
+
+
+def test_batch_submit_records_every_search_so_empty_chunks_are_no_scenes(tmp_path: Path) -> None:
+    from flowzero.aoi import read_gages
+    from flowzero.ordering.batch import plan_chunks, run_batch
+    from flowzero.storage.sqlite import SqliteOrderStore
+    from tests.test_ordering_batch import FakeScenes, write_gage_shapefile
+    from tests.test_ordering_submit import FakePlanet
+
+    shp = write_gage_shapefile(tmp_path / "shp", [("G-1", "2024-03-01", "2024-03-31", "salinas"),
+                                                  ("G-2", "2024-03-01", "2024-03-31", "scott")])
+    chunks = plan_chunks(read_gages(shp, "gage_id", "start_date", "end_date"), 6)
+    with SqliteOrderStore(tmp_path / "orders.db") as store:
+        run_batch(chunks, FakeScenes(empty={"G-2"}), store, FakePlanet(), batch_id="b-1", cadence="weekly")
+        assert [(s.aoi_name, s.batch_id, s.cadence) for s in store.list_searches()] == [
+            ("G-1", "b-1", "weekly"), ("G-2", "b-1", "weekly")]
+        run_batch(chunks, FakeScenes(), store, None, batch_id="b-2", cadence="weekly", dry_run=True)
+        assert len(store.list_searches()) == 2  # a dry run records nothing
+        calendar = build_calendar(store.get_batch_orders("b-1"), store.list_searches(batch_id="b-1"))
+    assert calendar.cadence == "weekly"
+    assert [c.state for c in calendar.cells["G-2"]] == ["no-scenes"] * len(calendar.periods)
+    assert calendar.cells["G-1"][0].state == "ordered"

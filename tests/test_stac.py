@@ -263,3 +263,13 @@ def test_basemap_quads_are_items_of_their_aoi(site: Path, tmp_path: Path, stac_o
         assert quad.properties["flowzero:period"] == "2024-01"
         assert quad.properties["start_datetime"] == "2024-01-01T00:00:00Z"
         assert Path(quad.assets["image"].get_absolute_href()) in keys
+
+
+def test_submit_records_its_search_and_the_calendar_shows_the_delivery(site: Path, tmp_path: Path) -> None:
+    before = json.loads(run(site, "coverage", "--json").stdout)
+    [row] = before["gages"]
+    assert row["gage"] == AOI and {c["state"] for c in row["cells"]} <= {"ordered", "no-scenes", "not-selected"}
+    deliver(site, str(tmp_path / "out"))
+    after = json.loads(run(site, "coverage", "--json").stdout)
+    assert after["cadence"] == "weekly" and after["counts"]["delivered"] == order_of(site).scenes_selected
+    assert after["counts"]["ordered"] == 0 and after["counts"]["not-searched"] == 0
