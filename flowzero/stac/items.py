@@ -117,9 +117,12 @@ def _footprint(planet_geometry: dict[str, Any] | None, clip: dict[str, Any] | No
 
     if not planet_geometry:
         return clip
-    footprint = shape(planet_geometry)
-    if clip:
-        footprint = footprint.intersection(shape(clip))
+    try:  # Planet's JSON is read from the destination: a malformed footprint must not stop the catalog
+        footprint = shape(planet_geometry)
+        if clip:
+            footprint = footprint.intersection(shape(clip))
+    except Exception:
+        return clip
     if footprint.is_empty or footprint.geom_type not in ("Polygon", "MultiPolygon"):
         return clip
     return mapping(footprint)  # type: ignore[no-any-return]
