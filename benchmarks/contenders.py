@@ -146,9 +146,10 @@ def _flowzero(downloader: str, destination: str) -> Callable[[Context, str], Run
             "FLOWZERO_DATABASE_PATH": str(ctx.work / "flowzero.db"),
             "FLOWZERO_DOWNLOADS_MAX_WORKERS": str(ctx.workers),
             "FLOWZERO_DOWNLOADS_PART_SIZE_MIB": str(ctx.part_size_mib),
+            "FLOWZERO_DELIVERY_CATALOG": "false",  # the images alone, as in every recorded run (no STAC, no UDM2)
         })
         argv = [ctx.python, "-m", "flowzero", "check-order-status", ctx.order.order_id, "--output", output,
-                "--downloader", downloader, "--overwrite", "--json"]
+                "--downloader", downloader, "--assets", "image", "--overwrite", "--json"]
         return Run(argv, env, folder, lambda: check_images(folder, ctx.order), _remover(folder))
     return prepare
 

@@ -60,6 +60,8 @@ class DeliveryConfig:
     mode: str = "download"
     path_prefix: str = "planet-staging/"
     destination_ref: str = ""
+    assets: str = "image,udm2,metadata"  # what of each PlanetScope item a delivery keeps (--assets)
+    catalog: bool = True  # keep a STAC catalog at every destination (flowzero/stac)
 
 
 @dataclass

@@ -27,6 +27,7 @@ AOI_NAME = "SantaClaraRiver"
 START_DATE, END_DATE, CADENCE = "2024-03-01", "2024-03-31", "weekly"
 FILE_SIZE = 128 * 1024  # bytes of each sandbox image: small enough for a first run to be quick
 API_KEY = "flowzero-demo"  # the sandbox accepts any key but "invalid-key"
+DEMO_ASSETS = ("image",)  # the images alone keep the first run's folder small; deliveries also keep UDM2 by default
 
 Say = Callable[[str], None]
 
@@ -64,6 +65,11 @@ class DemoRun:
     outcomes: list[OrderOutcome] = field(default_factory=list)
     files: list[tuple[str, int]] = field(default_factory=list)
     seconds: float = 0.0
+
+    @property
+    def catalog(self) -> str | None:
+        """The STAC catalog the delivery keeps beside the imagery."""
+        return next((o.catalog for o in self.outcomes if o.catalog), None)
 
     @property
     def failed(self) -> bool:
@@ -137,9 +143,10 @@ def run_demo(paths: DemoPaths, *, quiet: bool, debug: bool = False, show_progres
             live = [o for o in store.list_orders(aoi_name=AOI_NAME) if o.status not in ("failed", "cancelled")]
             run.new_orders = [o.order_id for o in live if o.order_id not in before]
             say(f"Step 2/3  wait and deliver, as `flowzero check-order-status ORDER_ID --wait "
-                f"--output {shown_path(paths.imagery)}`")
+                f"--output {shown_path(paths.imagery)} --assets image`")
             settings = DeliverySettings(destination=parse_output(str(paths.imagery), config), downloader="threads",
-                                        wait=True, wait_timeout=120, show_progress=show_progress)
+                                        wait=True, wait_timeout=120, show_progress=show_progress,
+                                        assets=DEMO_ASSETS)
             run.outcomes = check_orders([(o.order_id, o) for o in live], planet, store, config, settings, say)
             run.orders = store.list_orders()
         finally:

@@ -38,6 +38,30 @@ class Order:
 
 
 @dataclass
+class SearchRecord:
+    """One scene search as the order store keeps it: what was asked (AOI, dates, cadence), what Planet had.
+
+    ``days`` maps each day with scenes to ``{"found", "eligible", "best_coverage_pct"}``; a day of the range
+    absent from it had no scene at all. Recorded when ``submit`` / ``batch-submit`` search, so the coverage
+    calendar tells "searched, no imagery" from "never asked".
+    """
+
+    aoi_name: str
+    start_date: str
+    end_date: str
+    cadence: str
+    found: int
+    eligible: int
+    selected: int
+    batch_id: Optional[str] = None
+    product_bundle: Optional[str] = None
+    min_coverage_pct: Optional[float] = None
+    days: dict[str, dict[str, Any]] = field(default_factory=dict)
+    search_id: str = ""
+    searched_at: Optional[str] = None
+
+
+@dataclass
 class Scene:
     """One PlanetScope search result with its coverage of the AOI (0-100 %)."""
 

@@ -148,6 +148,19 @@ def interval_key(acquired: str | date, cadence: str) -> str:
     raise UsageError(f"unknown cadence '{cadence}': choose one of {', '.join(CADENCES)}")
 
 
+def day_summary(scenes: Iterable[Scene], min_coverage_pct: float) -> dict[str, dict[str, Any]]:
+    """Per UTC day of acquisition: scenes found, how many reach ``min_coverage_pct``, the best coverage."""
+    days: dict[str, dict[str, Any]] = {}
+    threshold = _rounded(min_coverage_pct)
+    for scene in scenes:
+        day = days.setdefault(acquired_date(scene.acquired).isoformat(),
+                              {"found": 0, "eligible": 0, "best_coverage_pct": 0.0})
+        day["found"] += 1
+        day["eligible"] += int(_rounded(scene.coverage_pct) >= threshold)
+        day["best_coverage_pct"] = max(day["best_coverage_pct"], _rounded(scene.coverage_pct))
+    return dict(sorted(days.items()))
+
+
 def _order_key(scene: Scene) -> tuple[datetime, str]:
     return acquired_datetime(scene.acquired), scene.id
 

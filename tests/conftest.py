@@ -9,7 +9,7 @@ import pytest
 
 pytest_plugins: list[str] = ["tests.fixtures.s3", "tests.fixtures.fileserver", "tests.fixtures.storage",
                              "tests.fixtures.sandbox", "tests.fixtures.reliability",
-                             "tests.fixtures.postgres"]
+                             "tests.fixtures.postgres", "tests.fixtures.stac"]
 
 
 # Tests talk to the sandbox, which enforces Planet's rates only when its planet_limits switch is on: flowzero is

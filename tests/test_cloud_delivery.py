@@ -20,6 +20,7 @@ from click.testing import CliRunner, Result
 from flowzero.cli import cli
 from flowzero.sandbox import Sandbox
 from tests.fixtures.s3 import S3Bucket
+from tests.fixtures.sandbox import IMAGE_ONLY
 
 SALINAS = Path(__file__).parent / "data" / "aoi" / "geojson" / "DrySpy_AOI_SalinasRiver.geojson"
 RANGE = ("--start-date", "2024-01-01", "--end-date", "2024-01-20", "--cadence", "weekly")
@@ -69,7 +70,7 @@ def cloud(s3_bucket: S3Bucket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
             "FLOWZERO_PLANET_API_URL": sandbox.api_url, "FLOWZERO_PLANET_ORDERS_URL": sandbox.orders_url,
             "FLOWZERO_PLANET_BASEMAPS_URL": sandbox.basemaps_url, "FLOWZERO_PLANET_MAX_RETRIES": "1",
             "FLOWZERO_S3_BUCKET_NAME": s3_bucket.name, "FLOWZERO_S3_REGION": "us-east-1",
-            "FLOWZERO_DOWNLOADS_MAX_WORKERS": "4",
+            "FLOWZERO_DOWNLOADS_MAX_WORKERS": "4", **IMAGE_ONLY,
         }.items():
             monkeypatch.setenv(name, value)
         yield Cloud(sandbox, s3_bucket, tmp_path / "db" / "flowzero.db", [])

@@ -19,6 +19,7 @@ from flowzero.cli import cli
 from flowzero.models import Order
 from flowzero.sandbox.server import Sandbox
 from tests.fixtures.s3 import S3Bucket
+from tests.fixtures.sandbox import IMAGE_ONLY
 
 ITEMS = ["20240105_181001_00_2262", "20240112_175959_04_2262", "20240119_180312_11_2262"]
 AOI = "SalinasRiver"
@@ -45,7 +46,7 @@ def env(planet_sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> dict[str, s
     values = {"PL_API_KEY": "test-key-1234", "FLOWZERO_PLANET_API_URL": planet_sandbox.api_url,
               "FLOWZERO_PLANET_ORDERS_URL": planet_sandbox.orders_url,
               "FLOWZERO_PLANET_BASEMAPS_URL": planet_sandbox.basemaps_url,
-              "FLOWZERO_PLANET_MAX_RETRIES": "2", "FLOWZERO_DOWNLOADS_MAX_WORKERS": "4"}
+              "FLOWZERO_PLANET_MAX_RETRIES": "2", "FLOWZERO_DOWNLOADS_MAX_WORKERS": "4", **IMAGE_ONLY}
     for key, value in values.items():
         monkeypatch.setenv(key, value)
     return values

@@ -12,124 +12,26 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import signal
 import struct
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable
 
-import httpx
 import pytest
+
+from tests.fixtures.browser import Browser
+from tests.fixtures.browser import chromium as _chromium
 
 WIDTH, HEIGHT = 1280, 800
 CENTER_LAT, CENTER_LON, ZOOM = 36.60, -121.60, 12
 NAME = "Test_River"
 
 
-def _chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        found = shutil.which(name)
-        if found:
-            return found
-    return None
-
-
 pytestmark = pytest.mark.skipif(_chromium() is None,
                                 reason="chromium is not installed (.ci/run installs Debian's 'chromium')")
-
-
-class Browser:
-    """Just enough of the Chrome DevTools protocol: commands, events, mouse and text input."""
-
-    def __init__(self, binary: str, profile: Path) -> None:
-        import websocket
-
-        args = [binary, "--headless=new", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                "--no-default-browser-check", "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--disable-extensions", "--remote-debugging-address=127.0.0.1",
-                "--remote-debugging-port=0", f"--user-data-dir={profile}", f"--window-size={WIDTH},{HEIGHT}",
-                "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1", "about:blank"]
-        if os.geteuid() == 0:
-            args.insert(1, "--no-sandbox")
-        self.log = (profile.parent / "chromium.log").open("wb")
-        self.process = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
-        port_file = profile / "DevToolsActivePort"
-        deadline = time.monotonic() + 30
-        while not (port_file.is_file() and port_file.read_text().strip()):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"chromium did not start: {(profile.parent / 'chromium.log').read_text()}")
-            time.sleep(0.05)
-        port = int(port_file.read_text().split()[0])
-        pages = [t for t in httpx.get(f"http://127.0.0.1:{port}/json/list", timeout=10).json()
-                 if t["type"] == "page"]
-        self.ws = websocket.create_connection(pages[0]["webSocketDebuggerUrl"], timeout=30, suppress_origin=True)
-        self.events: list[dict[str, Any]] = []
-        self._next_id = 0
-
-    def close(self) -> None:
-        self.ws.close()
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.log.close()
-
-    def send(self, method: str, **params: Any) -> dict[str, Any]:
-        self._next_id += 1
-        ident = self._next_id
-        self.ws.send(json.dumps({"id": ident, "method": method, "params": params}))
-        while True:
-            message = json.loads(self.ws.recv())
-            if message.get("id") == ident:
-                if "error" in message:
-                    raise AssertionError(f"{method}: {message['error']}")
-                return message.get("result", {})
-            self.events.append(message)
-
-    def evaluate(self, expression: str) -> Any:
-        result = self.send("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
-        if "exceptionDetails" in result:
-            raise AssertionError(f"{expression}: {result['exceptionDetails']}")
-        return result["result"].get("value")
-
-    def wait_for(self, expression: str, timeout: float = 15) -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = self.evaluate(expression)
-            if value:
-                return value
-            time.sleep(0.05)
-        raise AssertionError(f"timed out waiting for: {expression}")
-
-    def mouse(self, kind: str, x: float, y: float, clicks: int = 1) -> None:
-        params: dict[str, Any] = {"type": kind, "x": x, "y": y}
-        if kind != "mouseMoved":
-            params.update(button="left", clickCount=clicks, buttons=1 if kind == "mousePressed" else 0)
-        self.send("Input.dispatchMouseEvent", **params)
-
-    def click(self, x: float, y: float, clicks: int = 1) -> None:
-        self.mouse("mouseMoved", x, y)
-        for count in range(1, clicks + 1):
-            self.mouse("mousePressed", x, y, count)
-            self.mouse("mouseReleased", x, y, count)
-
-    def click_element(self, element_id: str) -> None:
-        box = self.evaluate(f"(() => {{ const r = document.getElementById({element_id!r})"
-                            ".getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()")
-        self.click(*box)
-
-    def type_into(self, element_id: str, text: str) -> None:
-        self.click_element(element_id)
-        self.send("Input.insertText", text=text)
-
-    def text(self, element_id: str) -> str:
-        return str(self.evaluate(f"document.getElementById({element_id!r}).textContent"))
 
 
 @pytest.fixture

@@ -174,15 +174,18 @@ def test_a_failing_migration_rolls_back_whole(postgres_url: str) -> None:
     from flowzero.errors import StorageError
     from flowzero.storage.migrate import Migration
 
-    broken = Migration(3, "broken", "CREATE TABLE half_done (x INTEGER);\nINSERT INTO no_such_table VALUES (1);")
+    newest = len(postgres_migrations())
+    broken = Migration(newest + 1, "broken",
+                       "CREATE TABLE half_done (x INTEGER);\nINSERT INTO no_such_table VALUES (1);")
     with psycopg.connect(postgres_url, autocommit=True) as conn:
-        with pytest.raises(StorageError, match=r"migration 0003_broken failed on database x: .*no_such_table"):
+        label = f"{newest + 1:04d}_broken"
+        with pytest.raises(StorageError, match=rf"migration {label} failed on database x: .*no_such_table"):
             migrate(conn, "x", [*postgres_migrations(), broken])
         tables = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
         assert tables == set()  # not even 0001 or schema_migrations: one transaction
         assert migrate(conn, "x") == len(postgres_migrations())
         assert migrate(conn, "x") == len(postgres_migrations())  # nothing to do: no lock, no write
-        assert {r[0] for r in conn.execute("SELECT version FROM schema_migrations")} == {1, 2}
+        assert {r[0] for r in conn.execute("SELECT version FROM schema_migrations")} == set(range(1, newest + 1))
 
 
 def test_migrations_wait_for_the_advisory_lock(postgres_url: str) -> None:
@@ -192,7 +195,7 @@ def test_migrations_wait_for_the_advisory_lock(postgres_url: str) -> None:
 
     import psycopg
     from flowzero_postgres import PostgresOrderStore
-    from flowzero_postgres.migrate import ADVISORY_LOCK_KEY
+    from flowzero_postgres.migrate import ADVISORY_LOCK_KEY, postgres_migrations
 
     opened: list[Any] = []
     with psycopg.connect(postgres_url) as holder:
@@ -203,7 +206,7 @@ def test_migrations_wait_for_the_advisory_lock(postgres_url: str) -> None:
         assert opened == [] and opener.is_alive()
         holder.rollback()
     opener.join(timeout=30)
-    assert len(opened) == 1 and opened[0].schema_version == 2
+    assert len(opened) == 1 and opened[0].schema_version == len(postgres_migrations())
     opened[0].close()
 
 

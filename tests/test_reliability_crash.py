@@ -26,6 +26,7 @@ import pytest
 
 from flowzero.models import Order
 from flowzero.sandbox import Sandbox
+from tests.fixtures.sandbox import IMAGE_ONLY
 
 API_KEY = "reliability-crash-key"
 AOI = "SalinasRiver"
@@ -82,7 +83,7 @@ def site(tmp_path: Path) -> Iterator[Site]:
         env = {"PL_API_KEY": API_KEY, "FLOWZERO_PLANET_API_URL": sandbox.api_url,
                "FLOWZERO_PLANET_ORDERS_URL": sandbox.orders_url,
                "FLOWZERO_PLANET_BASEMAPS_URL": sandbox.basemaps_url, "FLOWZERO_PLANET_MAX_RETRIES": "12",
-               "FLOWZERO_DOWNLOADS_PART_SIZE_MIB": "5", "FLOWZERO_DOWNLOADS_MAX_WORKERS": "2",
+               "FLOWZERO_DOWNLOADS_PART_SIZE_MIB": "5", "FLOWZERO_DOWNLOADS_MAX_WORKERS": "2", **IMAGE_ONLY,
                "TMPDIR": str(staging)}
         with PlanetClient(API_KEY, api_url=sandbox.api_url, orders_url=sandbox.orders_url,
                           basemaps_url=sandbox.basemaps_url) as planet:

@@ -23,6 +23,7 @@ from click.testing import CliRunner
 from flowzero.cli import cli
 from flowzero.models import Order
 from flowzero.sandbox import Sandbox
+from tests.fixtures.sandbox import IMAGE_ONLY
 
 API_KEY = "reliability-key-0001"
 AOI = "SalinasRiver"
@@ -143,7 +144,8 @@ def rig(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.Monk
         for key, value in {"PL_API_KEY": API_KEY, "FLOWZERO_PLANET_API_URL": sandbox.api_url,
                            "FLOWZERO_PLANET_ORDERS_URL": sandbox.orders_url,
                            "FLOWZERO_PLANET_BASEMAPS_URL": sandbox.basemaps_url,
-                           "FLOWZERO_PLANET_MAX_RETRIES": "2", "FLOWZERO_DOWNLOADS_MAX_WORKERS": "2"}.items():
+                           "FLOWZERO_PLANET_MAX_RETRIES": "2", "FLOWZERO_DOWNLOADS_MAX_WORKERS": "2",
+                           **IMAGE_ONLY}.items():
             monkeypatch.setenv(key, value)
         planet = PlanetClient(API_KEY, api_url=sandbox.api_url, orders_url=sandbox.orders_url,
                               basemaps_url=sandbox.basemaps_url)

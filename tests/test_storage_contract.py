@@ -532,3 +532,28 @@ def test_copy_store_to_the_other_backend_and_back(backend: Backend, store: Any, 
         assert copy_store(other, store) == {"orders": CopyCounts(0, 0, 2), "intents": CopyCounts(0, 0, 1)}
     finally:
         other.close()
+
+
+# -- searches (the coverage calendar) --------------------------------------------------------------------------
+
+
+def test_searches_are_kept_so_no_imagery_is_told_apart_from_never_asked(store: Any) -> None:
+    from flowzero.models import SearchRecord
+
+    days = {"2024-03-05": {"found": 2, "eligible": 0, "best_coverage_pct": 71.5}}
+    first = store.record_search(SearchRecord("SalinasRiver", "2024-03-01", "2024-03-31", "weekly", 2, 0, 0,
+                                             min_coverage_pct=98.0, days=days, searched_at="2024-04-01T00:00:00.000Z"))
+    second = store.record_search(SearchRecord("ScottRiver", "2024-03-01", "2024-03-31", "daily", 9, 4, 4,
+                                              batch_id="b-1", product_bundle="analytic_sr_udm2"))
+    assert first and second and first != second
+    assert store.list_searches(aoi_name="Nowhere") == []
+    [salinas] = store.list_searches(aoi_name="SalinasRiver")
+    assert (salinas.search_id, salinas.cadence, salinas.found, salinas.eligible, salinas.selected) == (
+        first, "weekly", 2, 0, 0)
+    assert salinas.days == days and salinas.min_coverage_pct == 98.0 and salinas.batch_id is None
+    assert salinas.searched_at == "2024-04-01T00:00:00.000Z"
+    [scott] = store.list_searches(batch_id="b-1")
+    assert scott.aoi_name == "ScottRiver" and scott.product_bundle == "analytic_sr_udm2" and scott.searched_at
+    assert [s.search_id for s in store.list_searches()] == [first, second]  # oldest first
+    store.record_search(salinas)  # the same search again: kept once
+    assert len(store.list_searches()) == 2

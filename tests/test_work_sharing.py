@@ -27,6 +27,7 @@ from flowzero.config import Config, StorageConfig
 from flowzero.models import Order
 from flowzero.sandbox.server import Sandbox
 from flowzero.storage import open_store
+from tests.fixtures.sandbox import IMAGE_ONLY
 
 ITEM = "20240105_181001_00_2262"
 BATCH = "batch-share"
@@ -82,7 +83,7 @@ def shared(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Shared]:
     with Sandbox(tmp_path / "sandbox", file_size=FILE_SIZE, polls_per_state=0) as sandbox:
         env = {"PL_API_KEY": "test-key-1234", "FLOWZERO_PLANET_API_URL": sandbox.api_url,
                "FLOWZERO_PLANET_ORDERS_URL": sandbox.orders_url, "FLOWZERO_PLANET_BASEMAPS_URL": sandbox.basemaps_url,
-               "FLOWZERO_PLANET_MAX_RETRIES": "2", "FLOWZERO_DOWNLOADS_MAX_WORKERS": "4"}
+               "FLOWZERO_PLANET_MAX_RETRIES": "2", "FLOWZERO_DOWNLOADS_MAX_WORKERS": "4", **IMAGE_ONLY}
         config = Config()
         if request.param == "postgres":
             url = request.getfixturevalue("postgres_url")

@@ -92,7 +92,7 @@ def cli(ctx: click.Context, config_path: str | None, api_key: str | None, databa
 # Core command modules (flowzero/cli/<name>.py), each with ``register(cli)``. They import only click at the top
 # so that `flowzero --help` stays fast; heavy libraries are imported inside the commands.
 CORE_COMMAND_MODULES = ("config_cmd", "plugins_cmd", "aoi_cmd", "db", "ordering", "delivery", "sandbox",
-                        "generate_aoi", "demo", "destinations")
+                        "generate_aoi", "demo", "destinations", "stac_cmd", "coverage")
 
 
 def _add_core_commands() -> None:

@@ -23,6 +23,9 @@ def delivery_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--output", metavar="s3|s3://BUCKET/PREFIX|DIR",
                      help="Download finished orders: 's3' (config s3.bucket_name), an S3 URL or a folder. "
                           "Without it, only states are shown."),
+        click.option("--assets", metavar="image[,udm2][,metadata]",
+                     help="What of each scene to keep: the image, its UDM2 cloud mask, Planet's item JSON "
+                          "(default: config delivery.assets, all three)."),
         click.option("--overwrite", is_flag=True, help="Fetch again even if a verified copy is there."),
         click.option("--downloader", metavar="NAME",
                      help="Downloader plugin (default: config downloads.downloader)."),
@@ -40,11 +43,12 @@ def delivery_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _settings(app: AppContext, output: str | None, overwrite: bool, downloader: str | None, use_s5cmd: bool,
-              wait: bool, wait_timeout: float | None, as_json: bool, allow_unverified: bool = False
-              ) -> DeliverySettings:
+              wait: bool, wait_timeout: float | None, as_json: bool, assets: str | None,
+              allow_unverified: bool = False) -> DeliverySettings:
     from flowzero import plugins
     from flowzero.delivery.deliver import DeliverySettings
     from flowzero.delivery.destination import parse_output
+    from flowzero.delivery.layout import parse_assets
     from flowzero.errors import UsageError
 
     config = app.config
@@ -61,7 +65,9 @@ def _settings(app: AppContext, output: str | None, overwrite: bool, downloader: 
 
     show = not (as_json or app.quiet) and sys.stderr.isatty()
     return DeliverySettings(destination=destination, downloader=name, overwrite=overwrite, wait=wait,
-                            wait_timeout=wait_timeout, show_progress=show, allow_unverified=allow_unverified)
+                            wait_timeout=wait_timeout, show_progress=show,
+                            assets=parse_assets(assets if assets is not None else config.delivery.assets),
+                            catalog=config.delivery.catalog, allow_unverified=allow_unverified)
 
 
 def _say(app: AppContext, as_json: bool) -> Callable[[str], None]:
@@ -141,9 +147,9 @@ def _gate(store: Any, settings: DeliverySettings, force: bool, say: Callable[[st
 @click.argument("order_id")
 @delivery_options
 @click.pass_context
-def check_order_status(ctx: click.Context, order_id: str, output: str | None, overwrite: bool,
-                       downloader: str | None, use_s5cmd: bool, wait: bool, wait_timeout: float | None,
-                       allow_unverified: bool, as_json: bool) -> None:
+def check_order_status(ctx: click.Context, order_id: str, output: str | None, assets: str | None,
+                       overwrite: bool, downloader: str | None, use_s5cmd: bool, wait: bool,
+                       wait_timeout: float | None, allow_unverified: bool, as_json: bool) -> None:
     """Show an order's state at Planet; with --output, download it once it is finished (verified).
 
     A recorded order is claimed while it is delivered, as batch-check-status does: if another run is delivering
@@ -154,7 +160,7 @@ def check_order_status(ctx: click.Context, order_id: str, output: str | None, ov
     from flowzero.errors import UsageError
 
     app: AppContext = ctx.obj
-    settings = _settings(app, output, overwrite, downloader, use_s5cmd, wait, wait_timeout, as_json,
+    settings = _settings(app, output, overwrite, downloader, use_s5cmd, wait, wait_timeout, as_json, assets,
                          allow_unverified)
     say = _say(app, as_json)
     store = app.store()
@@ -185,9 +191,10 @@ def check_order_status(ctx: click.Context, order_id: str, output: str | None, ov
               help="Claim on each order while this run works it (renewed as it goes); if the run dies, other "
                    "runs take its orders over once it lapses.")
 @click.pass_context
-def batch_check_status(ctx: click.Context, batch_id: str, output: str | None, overwrite: bool,
-                       downloader: str | None, use_s5cmd: bool, wait: bool, wait_timeout: float | None,
-                       allow_unverified: bool, as_json: bool, force: bool, lease_seconds: float) -> None:
+def batch_check_status(ctx: click.Context, batch_id: str, output: str | None, assets: str | None,
+                       overwrite: bool, downloader: str | None, use_s5cmd: bool, wait: bool,
+                       wait_timeout: float | None, allow_unverified: bool, as_json: bool, force: bool,
+                       lease_seconds: float) -> None:
     """Check every order of a batch concurrently; with --output, deliver the finished ones; then a summary.
 
     Several runs (on one machine or many, sharing one order store) may work the same batch at once: each
@@ -197,7 +204,7 @@ def batch_check_status(ctx: click.Context, batch_id: str, output: str | None, ov
     from flowzero.errors import UsageError
 
     app: AppContext = ctx.obj
-    settings = _settings(app, output, overwrite, downloader, use_s5cmd, wait, wait_timeout, as_json,
+    settings = _settings(app, output, overwrite, downloader, use_s5cmd, wait, wait_timeout, as_json, assets,
                          allow_unverified)
     say = _say(app, as_json)
     store = app.store()

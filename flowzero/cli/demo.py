@@ -67,6 +67,9 @@ def _summary(run: DemoRun, shown: dict[str, str]) -> list[str]:
         f"all verified against the order's checksums.",
         f"  imagery   {where}  ({len(images)} image(s), {_size(sum(s for _, s in images))})",
         f"  database  {db}  (see it again: flowzero --database-path {db} db list-orders)",
+        *([f"  catalog   {shown['catalog']}  (STAC: pystac, odc-stac and QGIS read it)"]
+          if shown.get("catalog") else []),
+        f"  calendar  flowzero --database-path {db} coverage  (which weeks have an image, and why not)",
         f"  AOI       {shown['aoi']}  (a real AOI; the sandbox stands in for Planet: no key, no network)",
         f"  sandbox   {shown['sandbox']}/  (its orders and files; they survive reruns)",
         "Run it again: nothing is ordered twice. With your Planet key (export PL_API_KEY=...) the same commands",
@@ -103,6 +106,8 @@ def demo(ctx: click.Context, folder: Path) -> None:
     for line in _outcome_lines(run):
         click.echo(line)
     shown = {name: shown_path(getattr(paths, name)) for name in ("aoi", "database", "sandbox", "imagery")}
+    if run.catalog:
+        shown["catalog"] = shown_path(Path(run.catalog))
     if not quiet:
         info(f"Step 3/3  the order database, as `flowzero --database-path {shown['database']} db list-orders`",
              quiet)

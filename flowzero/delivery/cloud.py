@@ -197,7 +197,7 @@ def _fetch(plan: DeliveryPlan, config: Any, settings: DeliverySettings) -> list[
 def _deliver_one(outcome: OrderOutcome, record: Order | None, order_json: dict[str, Any], info: dict[str, Any],
                  planet: Any, config: Any, settings: DeliverySettings, say: Say,
                  clients: dict[tuple[str, str], Any]) -> OrderOutcome:
-    from flowzero.delivery.deliver import _conclude_delivery
+    from flowzero.delivery.deliver import _conclude_delivery, catalog_delivery
     from flowzero.delivery.jobs import plan_delivery
     from flowzero.delivery.s3requests import BotoRequests
 
@@ -207,7 +207,8 @@ def _deliver_one(outcome: OrderOutcome, record: Order | None, order_json: dict[s
     manifest = read_manifest(client, staging, order_id)
     destination = settings.destination or Destination("s3", staging.bucket, "")
     local = not destination.is_s3
-    plan = plan_delivery(staged_order(order_json, manifest, staging, order_id), record, manifest, destination)
+    plan = plan_delivery(staged_order(order_json, manifest, staging, order_id), record, manifest, destination,
+                         settings.assets)
     if local:
         say(f"order {order_id}: fetching {len(plan.jobs)} file(s) from {staging.describe(order_id)}")
         presign_sources(plan, client, _arranged_at(record, staging))
@@ -216,8 +217,10 @@ def _deliver_one(outcome: OrderOutcome, record: Order | None, order_json: dict[s
         say(f"order {order_id}: arranging {len(plan.jobs)} file(s) from {staging.describe(order_id)} in "
             f"{destination.describe()} by server-side copy")
         results = arrange_in_bucket(plan, client, config, settings.overwrite)
-    outcome = _conclude_delivery(outcome, plan, results, public_order(order_json), destination,
-                                 lambda: BotoRequests(client), settings.allow_unverified)
+    requests = lambda: BotoRequests(client)  # noqa: E731
+    outcome = _conclude_delivery(outcome, plan, results, public_order(order_json), destination, requests,
+                                 settings.allow_unverified)
+    outcome = catalog_delivery(outcome, plan, public_order(order_json), record, destination, requests, settings)
     how = "fetched from" if local else "arranged by server-side copy from"
     outcome.message = f"{how} {staging.describe(order_id)}" + ("" if local else
                                                              " (staged copies of arranged images deleted)")

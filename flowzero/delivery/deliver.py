@@ -19,6 +19,7 @@ from typing import Any, Callable, Protocol
 from flowzero.delivery.cloud import deliver_cloud_orders, is_cloud_order
 from flowzero.delivery.destination import Destination, write_document
 from flowzero.delivery.jobs import UNKNOWN_AOI, DeliveryPlan, key_name, metadata_document, plan_delivery
+from flowzero.delivery.layout import DEFAULT_ASSETS
 from flowzero.delivery.leftovers import DeliveryLock
 from flowzero.delivery.manifest import Manifest, manifest_link, order_results, parse_manifest
 from flowzero.delivery.polling import Polled, Poller
@@ -44,6 +45,8 @@ class DeliverySettings:
 
     destination: Destination | None = None
     downloader: str = "threads"
+    assets: tuple[str, ...] = DEFAULT_ASSETS  # what of each PlanetScope item is kept (flowzero.delivery.layout)
+    catalog: bool = True  # keep the destination's STAC catalog (flowzero.stac)
     overwrite: bool = False
     wait: bool = False
     wait_timeout: float | None = None
@@ -67,6 +70,7 @@ class OrderOutcome:
     error_hints: list[str] = field(default_factory=list)
     message: str = ""
     bytes: int = 0
+    catalog: str | None = None  # the destination's STAC root (flowzero.stac), once this order is in it
 
     @property
     def failing(self) -> bool:
@@ -79,6 +83,7 @@ class OrderOutcome:
             "downloaded": len(self.files) - self.skipped,
             "skipped": self.skipped, "bytes": self.bytes, "failed_files": self.failed_files,
             "missing": self.missing, "error_hints": self.error_hints, "message": self.message,
+            "catalog": self.catalog,
         }
 
 
@@ -246,7 +251,7 @@ def _prepare(item: _Checked, planet: Any, settings: DeliverySettings, say: Say) 
         item.manifest = parse_manifest(planet.get_json(link["location"])) if link else None
         if item.manifest is None:
             say(f"order {item.order_id}: no manifest.json; files cannot be checked against Planet's digests")
-        item.plan = plan_delivery(order_json, record, item.manifest, settings.destination)
+        item.plan = plan_delivery(order_json, record, item.manifest, settings.destination, settings.assets)
         if record is None:
             say(f"order {item.order_id}: its AOI is unknown here; files go under '{UNKNOWN_AOI}'")
     except FlowzeroError as exc:
@@ -351,7 +356,7 @@ def _retry_expired(checked: Sequence[_Checked], by_order: dict[str, list[Transfe
             continue
         try:
             fresh_json = planet.get_order(item.order_id)
-            fresh = plan_delivery(fresh_json, item.record, item.manifest, settings.destination)
+            fresh = plan_delivery(fresh_json, item.record, item.manifest, settings.destination, settings.assets)
         except FlowzeroError:
             continue
         fresh_jobs = dict(zip(fresh.keys, fresh.jobs))
@@ -393,8 +398,9 @@ def _conclude(item: _Checked, results: list[TransferResult], settings: DeliveryS
         if item.plan is None and settings.destination is None:
             outcome.message = "finished; use --output to download it"
         return outcome
-    return _conclude_delivery(outcome, item.plan, results, order_json, settings.destination, s3,
-                              settings.allow_unverified)
+    outcome = _conclude_delivery(outcome, item.plan, results, order_json, settings.destination, s3,
+                                 settings.allow_unverified)
+    return catalog_delivery(outcome, item.plan, order_json, item.record, settings.destination, s3, settings)
 
 
 def _conclude_delivery(outcome: OrderOutcome, plan: DeliveryPlan, results: list[TransferResult],
@@ -419,10 +425,7 @@ def _conclude_delivery(outcome: OrderOutcome, plan: DeliveryPlan, results: list[
         requests = s3() if destination.is_s3 else None
         write_document(destination, plan.metadata_key, metadata_document(order_json), requests)
     except Exception as exc:
-        error = redact(f"{type(exc).__name__}: {exc}")
-        outcome.failed_files.append({"file": plan.metadata_key, "error": error})
-        outcome.category = "incomplete"
-        return outcome
+        return _incomplete(outcome, plan.metadata_key, exc)
     outcome.category = "delivered" if outcome.state == "success" else "partial"
     if plan.unverified:
         names = ", ".join(key_name(n) for n in plan.unverified[:3]) + (" ..." if len(plan.unverified) > 3 else "")
@@ -432,6 +435,28 @@ def _conclude_delivery(outcome: OrderOutcome, plan: DeliveryPlan, results: list[
         else:
             outcome.category = "unverified"
             outcome.message = f"{unchecked}; rerun with --allow-unverified to accept them"
+    return outcome
+
+
+def catalog_delivery(outcome: OrderOutcome, plan: DeliveryPlan, order_json: dict[str, Any], record: Order | None,
+                     destination: Destination, s3: Callable[[], S3Requests],
+                     settings: DeliverySettings) -> OrderOutcome:
+    """Once an order is delivered, add its items to the destination's STAC catalog (:mod:`flowzero.stac`)."""
+    if not settings.catalog or outcome.category not in ("delivered", "partial"):
+        return outcome
+    from flowzero.stac import CATALOG_KEY, record_delivery
+
+    try:
+        outcome.catalog = record_delivery(destination, plan, order_json, record, s3 if destination.is_s3 else None).root
+    except Exception as exc:
+        return _incomplete(outcome, CATALOG_KEY, exc)
+    return outcome
+
+
+def _incomplete(outcome: OrderOutcome, key: str, exc: Exception) -> OrderOutcome:
+    """The order's files are verified but ``key`` could not be written: a rerun (files skipped) completes it."""
+    outcome.failed_files.append({"file": key, "error": redact(f"{type(exc).__name__}: {exc}")})
+    outcome.category = "incomplete"
     return outcome
 
 

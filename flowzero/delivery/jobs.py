@@ -70,8 +70,9 @@ def requested_items(order_json: dict[str, Any]) -> list[str]:
 
 
 def plan_delivery(order_json: dict[str, Any], record: Order | None, manifest: Manifest | None,
-                  destination: Destination) -> DeliveryPlan:
-    """The transfer jobs of one success/partial order towards ``destination``."""
+                  destination: Destination, assets: tuple[str, ...] = ("image",)) -> DeliveryPlan:
+    """The transfer jobs of one success/partial order towards ``destination``; of each PlanetScope item, the
+    files named in ``assets`` (:data:`flowzero.delivery.layout.ASSETS`)."""
     order_id = str(order_json.get("id") or (record.order_id if record else ""))
     aoi_name = record.aoi_name if record and record.aoi_name else UNKNOWN_AOI
     basemap = is_basemap_order(order_json, record)
@@ -100,7 +101,7 @@ def plan_delivery(order_json: dict[str, Any], record: Order | None, manifest: Ma
             if basemap:
                 key = basemap_key(aoi_name, mosaic, name)
             else:
-                key = psscope_key(aoi_name, num_bands, name, entry.item_id if entry else None)
+                key = psscope_key(aoi_name, num_bands, name, entry.item_id if entry else None, assets)
         except UnsafeNameError as exc:
             plan.refused.append(_refusal(name, location, exc))
             continue

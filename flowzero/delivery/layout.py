@@ -15,12 +15,15 @@ PSSCOPE_ROOT = "planetscope analytic"
 BASEMAP_ROOT = "basemaps"
 METADATA_NAME = "metadata.json"
 MAX_SEGMENT_BYTES = 255
+# What a PlanetScope delivery may keep of each item: the analytic image, its UDM2 mask, Planet's item JSON.
+ASSETS = ("image", "udm2", "metadata")
+DEFAULT_ASSETS = ASSETS
 
 _ITEM_ID = re.compile(r"^(\d{4})(\d{2})(\d{2})_(.+)$")
 _MOSAIC_PERIOD = re.compile(r"(?:^|_)(\d{4})_(\d{2})(?:_|$)")
 _WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
 # Planet's product suffixes after the item id, e.g. 20240105_181001_00_2262_3B_AnalyticMS_SR_clip.tif
-_PRODUCT_SUFFIX = re.compile(r"_(?:1B|3B|BGRN|Analytic)")
+_PRODUCT_SUFFIX = re.compile(r"_(?:1B|3B|BGRN|Analytic|metadata$)")
 
 
 class UnsafeNameError(TransferError):
@@ -72,13 +75,41 @@ def is_analytic_image(file_name: str) -> bool:
     return "udm" not in lower and "analytic" in lower
 
 
-def scene_file_name(item_id: str) -> str:
-    """``20240105_181001_00_2262`` -> ``2024_01_05_181001_00_2262.tiff`` (the old tool's naming)."""
+def asset_kind(file_name: str) -> str | None:
+    """Which of :data:`ASSETS` a result file is (None for the rest: udm1, XML, ...)."""
+    lower = file_name.lower()
+    if is_analytic_image(file_name):
+        return "image"
+    if lower.endswith((".tif", ".tiff")) and "udm2" in lower:
+        return "udm2"
+    if lower.endswith("_metadata.json"):
+        return "metadata"
+    return None
+
+
+def scene_file_name(item_id: str, asset: str = "image") -> str:
+    """``20240105_181001_00_2262`` -> ``2024_01_05_181001_00_2262.tiff`` (the old tool's naming), or
+    ``..._udm2.tif`` / ``..._metadata.json`` for the item's mask and metadata."""
     match = _ITEM_ID.match(item_id)
     if not match:
         raise UnsafeNameError(f"cannot name scene {item_id!r}: item id does not start with YYYYMMDD_")
     year, month, day, rest = match.groups()
-    return check_segment(f"{year}_{month}_{day}_{rest}.tiff", "scene file name")
+    suffix = {"image": ".tiff", "udm2": "_udm2.tif", "metadata": "_metadata.json"}[asset]
+    return check_segment(f"{year}_{month}_{day}_{rest}{suffix}", "scene file name")
+
+
+def parse_assets(text: str) -> tuple[str, ...]:
+    """``"image,udm2"`` -> ``("image", "udm2")``; the image is always kept; an unknown name is a UsageError."""
+    from flowzero.errors import UsageError
+
+    names = [part.strip().lower() for part in (text or "").split(",") if part.strip()]
+    unknown = [n for n in names if n not in ASSETS]
+    if unknown:
+        raise UsageError(f"unknown asset '{unknown[0]}' in '{text}': choose from {', '.join(ASSETS)}",
+                         hint="e.g. --assets image or --assets image,udm2")
+    if "image" not in names:
+        raise UsageError(f"--assets '{text}' leaves out the image", hint="e.g. --assets image,udm2")
+    return tuple(a for a in ASSETS if a in names)
 
 
 def bands_folder(num_bands: str | None, file_name: str = "") -> str:
@@ -112,18 +143,19 @@ def basemap_folder(aoi_name: str, mosaic_name: str) -> str:
 
 
 def psscope_key(aoi_name: str, num_bands: str | None, result_name: str,
-                item_id: str | None = None) -> str | None:
-    """The key of an ordered PlanetScope file, or None if it is not copied (udm2, XML, JSON sidecars).
+                item_id: str | None = None, assets: tuple[str, ...] = ("image",)) -> str | None:
+    """The key of an ordered PlanetScope file, or None if it is not copied (not one of ``assets``: XML, udm1...).
 
     ``item_id`` (from the manifest's annotations) wins over the id parsed from the file name.
     """
     file_name = split_result_name(result_name)[-1]
-    if not is_analytic_image(file_name):
+    kind = asset_kind(file_name)
+    if kind is None or kind not in assets:
         return None
     item = item_id or item_id_from_filename(file_name)
     if not item:
         raise UnsafeNameError(f"cannot name {file_name!r}: no Planet item id (YYYYMMDD_...) in it")
-    return f"{psscope_folder(aoi_name, num_bands, file_name)}/{scene_file_name(item)}"
+    return f"{psscope_folder(aoi_name, num_bands, file_name)}/{scene_file_name(item, kind)}"
 
 
 def basemap_key(aoi_name: str, mosaic_name: str, result_name: str) -> str | None:

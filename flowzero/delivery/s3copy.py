@@ -55,9 +55,14 @@ def head(client: Any, bucket: str, key: str) -> dict[str, Any] | None:
     try:
         return client.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
     except Exception as exc:
-        if _error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+        if is_not_found(exc):
             return None
         raise
+
+
+def is_not_found(exc: BaseException) -> bool:
+    """Is this boto error S3's "no such object"?"""
+    return _error_code(exc) in ("404", "NoSuchKey", "NotFound")
 
 
 def _b64(hex_digest: str) -> str:

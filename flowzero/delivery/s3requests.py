@@ -1,15 +1,18 @@
-"""The few S3 requests a delivery makes beside moving files: ``metadata.json`` and aborting killed runs' uploads.
+"""The few S3 requests a delivery makes beside moving files: ``metadata.json``, the STAC catalog, and aborting
+killed runs' uploads.
 
 One small interface, two implementations: boto3 for the threads, s5cmd and third-party downloaders (boto3's
 full credential chain: profiles, SSO, instance roles), and the Rust core's ``S3Objects`` for the ``fast``
 downloader, whose runs then never import boto3 (its start-up costs about 0.4 s of CPU per run) and use the
-same credentials, endpoint and signer as the transfers themselves.
+same credentials, endpoint and signer as the transfers themselves. Reading and listing (only the STAC catalog's
+rebuild needs them) go through boto3 on both.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Protocol
+import functools
+from typing import Any, Callable, Protocol
 
 META_PREFIX = "x-amz-meta-"
 
@@ -21,6 +24,12 @@ class S3Requests(Protocol):
     def put_document(self, bucket: str, key: str, data: bytes, content_type: str,
                      metadata: dict[str, str]) -> None:
         """PUT a small object in one request."""
+
+    def get_document(self, bucket: str, key: str) -> bytes | None:
+        """A small object's bytes, or None if there is no object."""
+
+    def list_keys(self, bucket: str, prefix: str) -> list[str]:
+        """Every key under ``prefix``, sorted."""
 
     def uploads(self, bucket: str, prefix: str) -> list[tuple[str, str, dt.datetime | None]]:
         """Incomplete multipart uploads under ``prefix``: (key, upload id, when it began, if known)."""
@@ -45,6 +54,22 @@ class BotoRequests:
                      metadata: dict[str, str]) -> None:
         self.client.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type, Metadata=metadata)
 
+    def get_document(self, bucket: str, key: str) -> bytes | None:
+        from flowzero.delivery.s3copy import is_not_found
+
+        try:
+            return self.client.get_object(Bucket=bucket, Key=key)["Body"].read()  # type: ignore[no-any-return]
+        except Exception as exc:
+            if is_not_found(exc):
+                return None
+            raise
+
+    def list_keys(self, bucket: str, prefix: str) -> list[str]:
+        keys = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            keys.extend(item["Key"] for item in page.get("Contents", []) or [])
+        return sorted(keys)
+
     def uploads(self, bucket: str, prefix: str) -> list[tuple[str, str, dt.datetime | None]]:
         found = []
         for page in self.client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=prefix):
@@ -59,10 +84,22 @@ class BotoRequests:
 
 
 class FastRequests:
-    """:class:`S3Requests` over the Rust core (``flowzero._fast.S3Objects``)."""
+    """:class:`S3Requests` over the Rust core (``flowzero._fast.S3Objects``); reads and listings by boto3."""
 
-    def __init__(self, objects: Any) -> None:
+    def __init__(self, objects: Any, boto: Callable[[], BotoRequests] | None = None) -> None:
         self.objects = objects
+        self._boto = functools.cache(boto) if boto is not None else None
+
+    def _reader(self) -> BotoRequests:
+        if self._boto is None:
+            raise ValueError("these S3 requests cannot read objects")
+        return self._boto()
+
+    def get_document(self, bucket: str, key: str) -> bytes | None:
+        return self._reader().get_document(bucket, key)
+
+    def list_keys(self, bucket: str, prefix: str) -> list[str]:
+        return self._reader().list_keys(bucket, prefix)
 
     def head_metadata(self, bucket: str, key: str) -> dict[str, str] | None:
         headers = self.objects.head(bucket, key)
@@ -100,7 +137,11 @@ def s3_requests(config: Any, downloader: str = "") -> S3Requests:
         return FastRequests(native.S3Objects(
             region=config.s3.region or None, endpoint_url=config.s3.endpoint_url or None,
             timeout=config.planet.timeout, max_retries=config.planet.max_retries,
-        ))
+        ), lambda: _boto(config))
+    return _boto(config)
+
+
+def _boto(config: Any) -> BotoRequests:
     from flowzero.delivery.s3 import client_from_config
 
     return BotoRequests(client_from_config(config))

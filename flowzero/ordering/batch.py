@@ -140,6 +140,8 @@ def run_batch(
     def order(outcome: ChunkOutcome, searched: Future[None]) -> None:
         try:
             searched.result()
+            if not dry_run and outcome.search is not None:
+                store.record_search(outcome.search.record(batch_id))
             if outcome.search is not None and outcome.search.selected:
                 planned = provider.plan(outcome.search, batch_id=batch_id, suffix=suffix)
                 apply_delivery(planned, delivery)

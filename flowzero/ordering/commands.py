@@ -208,6 +208,8 @@ def run_submit(app: AppContext, *, aoi_path: str, aoi_name: str | None, start_da
     quiet = app.quiet or as_json
     target = cloud_target(app, delivery, quiet)
     search = _search(app, aoi_path, aoi_name, start_date, end_date, cadence, num_bands, bundle, quiet)
+    if not dry_run:  # what was asked and found, for the coverage calendar ("no imagery" vs "never asked")
+        app.store().record_search(search.record())
     min_coverage = app.config.downloads.min_coverage_pct
     if not search.selected:
         if as_json:

@@ -124,6 +124,8 @@ def plan_scene_orders(
     for index, chunk in enumerate(chunks, start=1):
         name = group if len(chunks) == 1 else f"{group}-part{index}"
         metadata = {**template.metadata, "item_ids": chunk}
+        if isinstance(metadata.get("scenes"), dict):  # per-item details: each part keeps its own
+            metadata["scenes"] = {i: metadata["scenes"][i] for i in chunk if i in metadata["scenes"]}
         if len(chunks) > 1:
             metadata["part"] = f"{index}/{len(chunks)}"
         area = template.aoi_area_sqkm

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any, ClassVar, Optional, Protocol
 
-from flowzero.models import Scene
+from flowzero.models import Scene, SearchRecord
 
 if TYPE_CHECKING:
     from flowzero.config import Config
@@ -44,6 +44,16 @@ class SceneSearch:
     eligible: int  # of which cover at least downloads.min_coverage_pct of the AOI
     selected: list[Scene] = field(default_factory=list)
     clip: Optional[dict[str, Any]] = field(default=None, repr=False)  # the geometry orders are clipped to
+    days: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)  # selection.day_summary
+    min_coverage_pct: Optional[float] = None
+
+    def record(self, batch_id: Optional[str] = None) -> SearchRecord:
+        """The search as the order store keeps it (for the coverage calendar)."""
+        return SearchRecord(
+            aoi_name=self.aoi_name, start_date=self.start.isoformat(), end_date=self.end.isoformat(),
+            cadence=self.cadence, found=self.found, eligible=self.eligible, selected=len(self.selected),
+            batch_id=batch_id, product_bundle=self.product_bundle, min_coverage_pct=self.min_coverage_pct,
+            days=self.days)
 
     @property
     def quota_hectares(self) -> float:

@@ -75,13 +75,14 @@ class BasemapProvider:
         from flowzero.ordering.plan import plan_basemap_order
 
         mosaic = self.mosaic(mosaic_name)
+        clip = clip_geometry(aoi.geometry)
         template = Order(
             order_id="", aoi_name=aoi.name, order_type=self.order_type, mosaic_name=mosaic_name,
             start_date=_day(mosaic.get("first_acquired")), end_date=_day(mosaic.get("last_acquired")),
             aoi_area_sqkm=round(aoi.area_sqkm, 6), clipped=True,
-            metadata={"mosaic_id": mosaic.get("id"), "interval": mosaic.get("interval")},
+            metadata={"mosaic_id": mosaic.get("id"), "interval": mosaic.get("interval"), "clip": clip},
         )
-        return [plan_basemap_order(template, clip_geometry(aoi.geometry), suffix=suffix)]
+        return [plan_basemap_order(template, clip, suffix=suffix)]
 
 
 @hookimpl

@@ -40,6 +40,7 @@ class PSScopeProvider:
         from flowzero.selection import (
             CADENCES,
             choose_bundle,
+            day_summary,
             filter_by_coverage,
             scene_from_feature,
             select_best,
@@ -63,6 +64,7 @@ class PSScopeProvider:
             aoi_name=aoi.name, area_sqkm=aoi.area_sqkm, start=start, end=end, cadence=cadence,
             num_bands=num_bands, asset=asset, product_bundle=product_bundle, found=len(scenes),
             eligible=len(eligible), selected=select_best(eligible, cadence), clip=clip,
+            days=day_summary(scenes, downloads.min_coverage_pct), min_coverage_pct=downloads.min_coverage_pct,
         )
 
     def plan(self, search: SceneSearch, *, batch_id: str | None = None,
@@ -70,7 +72,12 @@ class PSScopeProvider:
         """One clipped order per at most 500 selected scenes (names ``...-partN`` when split)."""
         from flowzero.models import Order
         from flowzero.ordering.plan import plan_scene_orders
+        from flowzero.selection import interval_key
 
+        # What each delivered item's STAC entry and the coverage calendar need: its period, coverage and cloud.
+        scenes = {s.id: {"acquired": s.acquired, "period": interval_key(s.acquired, search.cadence),
+                         "coverage_pct": round(s.coverage_pct, 2), "cloud_cover": s.cloud_cover}
+                  for s in search.selected}
         template = Order(
             order_id="", aoi_name=search.aoi_name, order_type=self.order_type, batch_id=batch_id,
             start_date=search.start.isoformat(), end_date=search.end.isoformat(), num_bands=search.num_bands,
@@ -78,7 +85,7 @@ class PSScopeProvider:
             aoi_area_sqkm=round(search.area_sqkm, 6), scenes_found=search.found,
             batch_order=batch_id is not None,
             metadata={"cadence": search.cadence, "asset": search.asset, "item_type": ITEM_TYPE,
-                      "scenes_eligible": search.eligible},
+                      "scenes_eligible": search.eligible, "scenes": scenes, "clip": search.clip},
         )
         return plan_scene_orders(template, [s.id for s in search.selected], search.clip, suffix=suffix)
 

@@ -2,25 +2,29 @@
 
 A PSScene order yields, per item, the bundle's image (``<item>_3B_AnalyticMS_SR_clip.tif`` for
 analytic_sr_udm2), the udm2 mask, the metadata XML and ``<item>_metadata.json``; ``_clip`` appears only with a
-clip tool. A basemap order (``source_type: basemaps``) yields ``<mosaic_name>/<quad id>.tif`` for every
-quad its geometry touches (or one ``<mosaic_name>_merged.tif`` with a merge tool).
+clip tool. Image and mask are GeoTIFFs of the item's area: its footprint within the clip AOI
+(:mod:`flowzero.sandbox.imagery`). A basemap order (``source_type: basemaps``) yields
+``<mosaic_name>/<quad id>.tif`` for every quad its geometry touches, clipped to it (or one
+``<mosaic_name>_merged.tif`` with a merge tool).
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from datetime import date
+from typing import Any, Callable, Optional
 
 from flowzero.sandbox.api import ApiError, bad_request
 from flowzero.sandbox.basemaps import Basemaps, parse_quad_id, quads_for_geometry
-from flowzero.sandbox.catalog import ITEM_TYPE, assets_for, parse_item_id, properties_for
+from flowzero.sandbox.catalog import ITEM_TYPE, assets_for, parse_item_id, properties_for, scenes_for_day
 from flowzero.sandbox.filters import parse_geometry
 
 MAX_ITEMS = 500
 MAX_VERTICES = 500
 MAX_QUADS = 2000
-SMALL_TIFF = 16 * 1024
+
+Footprints = Callable[[str], Optional[dict]]  # an item's footprint GeoJSON, if a search has shown it
 
 
 @dataclass(frozen=True)
@@ -77,7 +81,8 @@ def _file(path: str, group: str, payload: dict[str, Any], media_type: str,
             "annotations": annotations}
 
 
-def plan_order(body: Any, file_size: int, basemaps: Basemaps) -> tuple[str, list[dict[str, Any]]]:
+def plan_order(body: Any, file_size: int, basemaps: Basemaps,
+               footprints: Footprints | None = None) -> tuple[str, list[dict[str, Any]]]:
     """(source type, planned files) for an order request, or ApiError(400) where Planet would refuse it."""
     if not isinstance(body, dict):
         raise bad_request("the order request must be a JSON object")
@@ -87,20 +92,57 @@ def plan_order(body: Any, file_size: int, basemaps: Basemaps) -> tuple[str, list
     if not isinstance(products, list) or not products or not all(isinstance(p, dict) for p in products):
         raise bad_request("products must be a non-empty list of objects", "products")
     tools = _tools(body)
+    clip_aoi = None
     for tool in tools:
         clip = tool.get("clip")
         if isinstance(clip, dict) and clip.get("aoi") is not None:
             _check_area(clip["aoi"], "tools.clip.aoi")
+            clip_aoi = _polygon(clip["aoi"])
     source_type = body.get("source_type", "scenes")
     if source_type == "basemaps":
         return source_type, _plan_basemaps(products, tools, file_size, basemaps)
     if source_type != "scenes":
         raise bad_request(f"source_type must be 'scenes' or 'basemaps', not {source_type!r}", "source_type")
     clipped = any("clip" in tool for tool in tools)
-    return source_type, _plan_scenes(products, file_size, clipped)
+    return source_type, _plan_scenes(products, file_size, clipped, clip_aoi, footprints or (lambda _: None))
 
 
-def _plan_scenes(products: list[dict[str, Any]], file_size: int, clipped: bool) -> list[dict[str, Any]]:
+def _polygon(geojson: dict[str, Any]) -> dict[str, Any]:
+    return geojson.get("geometry") if geojson.get("type") == "Feature" else geojson  # type: ignore[return-value]
+
+
+def scene_area(item: str, clip: dict[str, Any] | None, known: dict[str, Any] | None) -> dict[str, Any]:
+    """What the item's image covers: its footprint (as searched, else as the catalog draws it over the clip AOI)
+    within the clip AOI."""
+    from shapely.geometry import box, mapping, shape
+
+    clip_shape = shape(clip) if clip else None
+    footprint = shape(known) if known else None
+    if footprint is None and clip_shape is not None:
+        day = parse_item_id(item)[0].date() if parse_item_id(item) else date(2024, 1, 1)  # type: ignore[index]
+        found = dict(scenes_for_day(clip_shape, day)).get(item)
+        footprint = shape(found) if found else None
+    if footprint is None:
+        footprint = clip_shape if clip_shape is not None else _somewhere(item)
+    area = footprint if clip_shape is None else footprint.intersection(clip_shape)
+    if area.is_empty or area.geom_type not in ("Polygon", "MultiPolygon"):
+        area = clip_shape if clip_shape is not None else box(*footprint.bounds)
+    return mapping(area)  # type: ignore[no-any-return]
+
+
+def _somewhere(item: str) -> Any:
+    """A small frame for an item ordered unclipped that no search has shown: placed by its id, over land."""
+    import hashlib
+
+    from shapely.geometry import box
+
+    draw = hashlib.sha256(item.encode()).digest()
+    lon, lat = -122.0 + draw[0] / 64, 36.0 + draw[1] / 64
+    return box(lon, lat, lon + 0.08, lat + 0.06)
+
+
+def _plan_scenes(products: list[dict[str, Any]], file_size: int, clipped: bool, clip: dict[str, Any] | None,
+                 footprints: Footprints) -> list[dict[str, Any]]:
     total = sum(len(p.get("item_ids") or []) for p in products)
     if total > MAX_ITEMS:
         raise bad_request(f"an order may have at most {MAX_ITEMS} items; this one has {total}", "products")
@@ -123,7 +165,8 @@ def _plan_scenes(products: list[dict[str, Any]], file_size: int, clipped: bool) 
             if parse_item_id(item) is None or bundle.image_asset not in assets_for(item):
                 refused.append(f"{ITEM_TYPE}/{item}/[{bundle.image_asset}]")
                 continue
-            files.extend(_item_files(item, bundle_name, bundle, suffix, file_size))
+            files.extend(_item_files(item, bundle_name, bundle, suffix, file_size,
+                                     {"area": scene_area(item, clip, footprints(item)), "sizing": clip}))
     if refused:
         details = [{"message": f"no access to assets: {entry}"} for entry in refused]
         raise ApiError(400, f"Unable to accept order: no access to assets {', '.join(refused[:5])}"
@@ -131,18 +174,19 @@ def _plan_scenes(products: list[dict[str, Any]], file_size: int, clipped: bool) 
     return files
 
 
-def _item_files(item: str, bundle_name: str, bundle: Bundle, suffix: str,
-                file_size: int) -> list[dict[str, Any]]:
+def _item_files(item: str, bundle_name: str, bundle: Bundle, suffix: str, file_size: int,
+                grid: dict[str, Any]) -> list[dict[str, Any]]:
     def notes(asset: str) -> dict[str, str]:
         return {"planet/asset_type": asset, "planet/bundle_type": bundle_name, "planet/item_id": item,
                 "planet/item_type": ITEM_TYPE}
 
     files = [_file(f"{ITEM_TYPE}/{item}_3B_{bundle.image_stem}{suffix}.tif", item,
-                   {"kind": "tiff", "name": f"{item}_{bundle.image_asset}", "size": file_size},
+                   {"kind": "scene", "name": f"{item}_{bundle.image_asset}", "size": file_size, "item": item,
+                    "bands": 8 if "8b" in bundle.image_asset else 4, **grid},
                    "image/tiff", notes(bundle.image_asset))]
     if bundle.udm2:
         files.append(_file(f"{ITEM_TYPE}/{item}_3B_udm2{suffix}.tif", item,
-                           {"kind": "tiff", "name": f"{item}_ortho_udm2", "size": min(file_size, SMALL_TIFF)},
+                           {"kind": "udm2", "name": f"{item}_ortho_udm2", "item": item, **grid},
                            "image/tiff", notes("ortho_udm2")))
     if bundle.xml_asset and bundle.xml_stem:
         files.append(_file(f"{ITEM_TYPE}/{item}_3B_{bundle.xml_stem}{suffix}.xml", item,
@@ -186,9 +230,12 @@ def _plan_basemaps(products: list[dict[str, Any]], tools: list[dict[str, Any]], 
                                 "size": file_size},
                                "image/tiff", {**notes, "planet/item_id": f"{name}_merged"}))
             continue
+        clip = _polygon(product["geometry"]) if product.get("geometry") is not None and any(
+            "clip" in tool for tool in tools) else None
         for qid in quads:
             files.append(_file(f"{name}/{qid}.tif", f"{name}/{qid}",
-                               {"kind": "tiff", "name": f"{name}_{qid}", "size": file_size},
+                               {"kind": "quad", "name": f"{name}_{qid}", "size": file_size, "quad": qid,
+                                "clip": clip},
                                "image/tiff", {**notes, "planet/item_id": qid}))
     return files
 

@@ -28,6 +28,7 @@ from flowzero.sandbox.catalog import Catalog
 from flowzero.sandbox.cloud import CloudDelivery, CloudDeliveryError
 from flowzero.sandbox.deliverables import metadata_json, metadata_xml, plan_order
 from flowzero.sandbox.faults import Faults
+from flowzero.sandbox.imagery import raster_key, render
 from flowzero.sandbox.payloads import Payload, PayloadStore
 
 FINAL_STATES = ("success", "partial", "failed", "cancelled")
@@ -108,7 +109,8 @@ class OrderBook:
     # -- the API ---------------------------------------------------------------------------------------------
 
     def create(self, body: Any) -> dict[str, Any]:
-        source_type, files = plan_order(body, self.file_size, self.basemaps)
+        source_type, files = plan_order(body, self.file_size, self.basemaps,
+                                        lambda item: (self.catalog.known(item) or {}).get("geometry"))
         if self.cloud is not None:  # a bad delivery block or a bucket Planet cannot write to: 400
             spec = self.cloud.spec(body.get("delivery"))
             if spec is not None:
@@ -257,6 +259,9 @@ class OrderBook:
         kind = payload["kind"]
         if kind == "tiff":
             return self.payloads.random_tiff(payload["name"], int(payload["size"]))
+        if kind in ("scene", "udm2", "quad"):
+            return self.payloads.geotiff(payload["name"], int(payload.get("size") or 0), raster_key(payload),
+                                         lambda: render(payload))
         if kind == "xml":
             return self.payloads.content(payload["name"], metadata_xml(payload["item"], payload["asset"]))
         if kind == "metadata":

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Optional, Protocol, runtime_che
 
 if TYPE_CHECKING:
     from flowzero.config import Config
-    from flowzero.models import Order
+    from flowzero.models import Order, SearchRecord
     from flowzero.storage.copying import CopyCounts
 
 # Orders in these states count as "already ordered" when deciding whether to order again; "unknown" is what an
@@ -89,6 +89,12 @@ class OrderStore(Protocol):
     def list_intents(self) -> list[dict[str, Any]]:
         """Every intent, resolved or not, oldest first: ``{"order_name", "details", "created_at", "order_id",
         "resolved_at"}`` (the last two None while pending)."""
+
+    def record_search(self, search: SearchRecord) -> str:
+        """Keep one search (a new ``search_id`` when it has none; ``searched_at`` defaults to now); its id."""
+
+    def list_searches(self, aoi_name: Optional[str] = None, batch_id: Optional[str] = None) -> list[SearchRecord]:
+        """Searches matching every given filter, oldest first (by ``searched_at``)."""
 
     def claim(self, order_id: str, worker: str, lease_seconds: float) -> bool:
         """Take the order for ``worker`` until ``lease_seconds`` from now, atomically.

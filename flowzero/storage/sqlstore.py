@@ -27,7 +27,7 @@ from flowzero.storage.records import (
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
-    from flowzero.models import Order
+    from flowzero.models import Order, SearchRecord
     from flowzero.storage.copying import CopyCounts
 
 _SELECT = f"SELECT {', '.join(ORDER_COLUMNS)} FROM orders"
@@ -42,6 +42,10 @@ _UPSERT_INTENT = (
     "order_id = EXCLUDED.order_id, resolved_at = EXCLUDED.resolved_at"
 )
 _INTENT_COLUMNS = "SELECT order_name, details, created_at, order_id, resolved_at FROM order_intents"
+_SEARCH_COLUMNS = ("search_id", "aoi_name", "batch_id", "start_date", "end_date", "cadence", "product_bundle",
+                   "min_coverage_pct", "found", "eligible", "selected", "details", "searched_at")
+_INSERT_SEARCH = (f"INSERT INTO searches ({', '.join(_SEARCH_COLUMNS)}) "
+                  f"VALUES ({', '.join('?' * len(_SEARCH_COLUMNS))}) ON CONFLICT (search_id) DO NOTHING")
 _CHRONOLOGICAL = " ORDER BY created_at, order_id"
 
 _Store = TypeVar("_Store", bound="SqlOrderStore")
@@ -265,6 +269,38 @@ class SqlOrderStore(ABC):
 
     def list_intents(self) -> list[dict[str, Any]]:
         return [_intent(*row) for row in self._query(_INTENT_COLUMNS + " ORDER BY created_at, order_name")]
+
+    # -- searches (the coverage calendar) ---------------------------------------------------------------------
+
+    def record_search(self, search: SearchRecord) -> str:
+        import uuid
+
+        search_id = search.search_id or str(uuid.uuid4())
+        values = {**{c: getattr(search, c, None) for c in _SEARCH_COLUMNS}, "search_id": search_id,
+                  "details": dump_json({"days": search.days}), "searched_at": search.searched_at or utc_now()}
+        with self._write() as db:
+            db.run(_INSERT_SEARCH, [values[c] for c in _SEARCH_COLUMNS])
+        return search_id
+
+    def list_searches(self, aoi_name: Optional[str] = None, batch_id: Optional[str] = None) -> list[SearchRecord]:
+        from flowzero.models import SearchRecord
+
+        clauses, params = [], []
+        for column, value in (("aoi_name", aoi_name), ("batch_id", batch_id)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._query(f"SELECT {', '.join(_SEARCH_COLUMNS)} FROM searches{where} ORDER BY searched_at, search_id",
+                           params)
+        found = []
+        for row in rows:
+            data = dict(zip(_SEARCH_COLUMNS, row))
+            data["days"] = load_json(data.pop("details")).get("days") or {}
+            if data["min_coverage_pct"] is not None:
+                data["min_coverage_pct"] = float(data["min_coverage_pct"])
+            found.append(SearchRecord(**data))
+        return found
 
     # -- claims (work sharing) -------------------------------------------------------------------------------
 
