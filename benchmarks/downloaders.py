@@ -27,7 +27,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable from the repository root
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import report
+from benchmarks import apibound, report
 from benchmarks.contenders import Contender, Context, available_tools, select
 from benchmarks.measure import RunFailed, Sample, digest_floor, marginal_cpu, median_sample, run_measured, servers_cpu_s
 from benchmarks.servers import BenchOrder, RcloneS3, SetupError, place_order, sandbox
@@ -54,6 +54,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--scaling", default="", help="file sizes (MiB) for the scaling run, e.g. 8,64,256,1024")
     parser.add_argument("--scaling-bytes", type=int, default=512, help="MiB per scaling point (at least 2 files)")
     parser.add_argument("--scaling-repeat", type=int, default=1)
+    parser.add_argument("--api-bound", default="", metavar="DOWNLOADERS",
+                        help="also run the API-bound scenario (Planet's rate limits) for these downloaders, "
+                             "e.g. threads,fast,s5cmd (needs the S3 destination)")
     parser.add_argument("--json", type=Path, required=True, help="where to write the results")
     parser.add_argument("--chart", type=Path, default=None, help="PNG chart (default: beside the JSON)")
     parser.add_argument("--no-chart", action="store_true")
@@ -244,6 +247,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 workloads.append(workload)
             assert floor is not None
             scaling = run_scaling(args, s3, tools, work, floor) if args.scaling_sizes else []
+            api_bound = None
+            if args.api_bound:
+                if s3 is None:
+                    raise SetupError("--api-bound needs the S3 destination (--dest s3 or both)")
+                say("API-bound scenario: batch-submit + batch-check-status --wait at Planet's limits")
+                api_bound = apibound.run(work / "api-bound", s3, [d.strip() for d in args.api_bound.split(",")
+                                                                  if d.strip()], say=say)
             results = {
                 "schema": 1,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
@@ -258,6 +268,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "workloads": workloads,
                 "scaling": scaling,
             }
+            if api_bound is not None:
+                results["api_bound"] = api_bound
             results["goals"] = report.goals(results)
     except SetupError as exc:
         say(f"error: {exc}")

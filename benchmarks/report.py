@@ -145,6 +145,10 @@ def goals(results: Mapping[str, Any]) -> list[dict[str, Any]]:
     growth = scaling_growth(results.get("scaling", []), settings["part_size_mib"])
     out.append(_goal("fast peak RSS flat as files grow (largest / smallest multipart size)",
                      f"<= {FLAT_GROWTH}x", growth, None if growth is None else growth <= FLAT_GROWTH))
+    if results.get("api_bound"):
+        from benchmarks.apibound import goals as api_goals
+
+        out.extend(api_goals(results["api_bound"]))
     return out
 
 
@@ -303,10 +307,32 @@ def markdown(results: Mapping[str, Any]) -> str:
         lines += [f"| {p['contender']} | {p['size_mib']} | {p['files']} | {p.get('mb_s') or 0:.0f} | "
                   f"{p.get('peak_rss_mib') or 0:.0f} |" for p in results["scaling"]]
         lines.append("")
+    if results.get("api_bound"):
+        lines += api_bound_markdown(results["api_bound"])
     lines += ["**Goals of `fast`**", "", "| goal | target | measured | result | note |", "|---|---|---|---|---|"]
     lines += [f"| {g['goal']} | {g['target']} | {g['measured']} | {_met(g)} | {g.get('note', '')} |"
               for g in results["goals"]]
     return "\n".join(lines) + "\n"
+
+
+def api_bound_markdown(api: Mapping[str, Any]) -> list[str]:
+    """The API-bound scenario: wall time against the rate floor per phase, requests, refusals, files."""
+    lines = ["**API-bound: a 12-order batch at Planet's rate limits** (wall / rate floor; refused of requests)", "",
+             "| downloader | processes | batch-submit | batch-check-status --wait | requests | refused | files |",
+             "|---|---|---|---|---|---|---|"]
+    for run in api.get("runs", []):
+        submit, check = run["submit"], run["check"]
+        lines.append(f"| {run['downloader']} | {run['processes']} | {submit['wall_s']} s / {submit['floor_s']} s "
+                     f"({submit['ratio']}x) | {check.get('wall_s')} s / {check.get('floor_s')} s "
+                     f"({check.get('ratio')}x) | {submit['requests'] + check.get('requests', 0)} | "
+                     f"{submit['refused'] + check.get('refused', 0)} | "
+                     f"{check.get('files_delivered')}/{check.get('files_expected')} |")
+    cli = api.get("planet_cli")
+    if cli:
+        lines.append(f"| planet orders download ({cli['orders']} orders, one by one) | 1 | | {cli['wall_s']} s / "
+                     f"{cli['floor_s']} s ({cli['ratio']}x) | {cli['requests']} | {cli['refused']} | "
+                     f"{cli['files_delivered']} (all assets) |")
+    return [*lines, ""]
 
 
 # -- chart --------------------------------------------------------------------------------------------------

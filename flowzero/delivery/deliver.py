@@ -182,8 +182,11 @@ class _Run:
     def work(self, queue: list[tuple[str, Order | None]], last_try: bool) -> list[tuple[str, Order | None]]:
         """Poll and deliver the orders of ``queue`` this run may take; returns those another run held."""
         held: list[tuple[str, Order | None]] = []
+        def prepare(polled: Polled) -> _Checked:  # in a polling thread: manifests are fetched while files move
+            return _prepare(_checked(polled, self.settings), self.planet, self.settings, self.say)
+
         poller = Poller(self.planet, wait=self.settings.wait, timeout=self.settings.wait_timeout, say=self.say,
-                        sealed=False)
+                        sealed=False, prepare=prepare)
 
         def take(count: int) -> None:
             taken: list[tuple[str, Order | None]] = []
@@ -209,15 +212,14 @@ class _Run:
                     take(window)
                     window *= 2
                     continue
-                self.deliver([_checked(polled, self.settings) for polled in batch])
+                self.deliver(batch)
                 take(len(batch))
         return held
 
     def deliver(self, wave: list[_Checked]) -> None:
         """Deliver the orders finished by now (one downloader run), record each outcome, give back the claims."""
-        prepared = [_prepare(item, self.planet, self.settings, self.say) for item in wave]
-        for item, outcome in zip(prepared, _deliver_wave(prepared, self.planet, self.config, self.settings,
-                                                         self.s3, self.say)):
+        for item, outcome in zip(wave, _deliver_wave(wave, self.planet, self.config, self.settings, self.s3,
+                                                     self.say)):
             _record(self.store, item, outcome)
             self.outcomes[item.order_id] = outcome
             if self.gate is not None:

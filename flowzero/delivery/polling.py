@@ -2,23 +2,25 @@
 
 Planet allows 3 order GETs per second per key. With 300 orders pending, asking about all of them at once would
 only earn 429s; :class:`Poller` keeps one schedule instead: every order has a time it is next due (the first poll
-at once, then ``poll_interval`` doubling up to ``poll_max``), the due order created first is asked next, and the
-client's pacer spaces the GETs. A few threads keep requests in flight, so the rate and not the latency bounds the
-pace. Orders that reach a final state (or are only being looked at, without ``--wait``, or run out of time) come out
-of :meth:`Poller.finished` in batches as they are done, so their delivery overlaps with the polls of the others.
-Orders can be added while it runs (:meth:`Poller.add`; :meth:`Poller.seal` says no more will come); when every
-order in hand has been asked about and none is finished, :meth:`Poller.finished` yields an empty batch, the
-caller's cue to take on more.
+at once, then :data:`FIRST_INTERVAL` doubling up to the client's ``poll_max``), of the orders due the one created
+first is asked next (so the oldest orders finish first and their delivery starts early), and the client's pacer
+spaces the GETs. A few threads keep requests in flight, so the rate and not the latency bounds the pace.
+
+Orders that reach a final state (or are only being looked at, without ``--wait``, or run out of time) come out of
+:meth:`Poller.finished` in batches as they are done, so their delivery overlaps with the polls of the others. A
+``prepare`` callback readies each finished order for delivery in the polling thread (its manifest is fetched
+there), so the main thread's downloads go on meanwhile. Orders can be added while it runs (:meth:`Poller.add`;
+:meth:`Poller.seal` says no more will come); when every order in hand has been asked about and none is finished,
+:meth:`Poller.finished` yields an empty batch, the caller's cue to take on more.
 """
 
 from __future__ import annotations
 
-import heapq
 import queue
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from flowzero.errors import FlowzeroError
@@ -26,6 +28,7 @@ from flowzero.models import FINAL_STATES, Order
 from flowzero.redact import redact
 
 POLL_THREADS = 4
+FIRST_INTERVAL = 1.0  # seconds before an order is asked about again; doubles each time it is still pending
 WAVE = 8  # finished orders handed over at most at once: one downloader run; the rest wait for the next one
 _TICK = 0.1  # seconds between looks for Ctrl-C while the main thread waits
 
@@ -43,14 +46,14 @@ class Polled:
     timed_out: bool = False
 
 
-@dataclass(order=True)
+@dataclass
 class _Due:
     due: float
-    age: tuple[str, int]  # (created_at, position): the order created first is asked first
-    order_id: str = field(compare=False)
-    record: Optional[Order] = field(compare=False)
-    interval: float = field(compare=False)
-    last_state: Optional[str] = field(compare=False, default=None)
+    age: tuple[str, int]  # (created_at, position): of the orders due, the one created first is asked first
+    order_id: str
+    record: Optional[Order]
+    interval: float
+    last_state: Optional[str] = None
 
 
 class Poller:
@@ -58,15 +61,15 @@ class Poller:
 
     def __init__(self, planet: Any, targets: Sequence[tuple[str, Optional[Order]]] = (), *, wait: bool,
                  timeout: Optional[float], say: Say, clock: Callable[[], float] = time.monotonic,
-                 sealed: bool = True) -> None:
+                 sealed: bool = True, prepare: Callable[[Polled], Any] = lambda polled: polled) -> None:
         self._planet = planet
+        self._prepare = prepare
         self._wait = wait
         self._say = say
         self._clock = clock
         self._deadline = None if timeout is None else clock() + timeout
-        self._interval = float(getattr(planet, "poll_interval", 2.0))
         self._interval_max = float(getattr(planet, "poll_max", 30.0))
-        self._heap: list[_Due] = []
+        self._pending: list[_Due] = []
         self._added = 0
         self._in_flight = 0
         self._sealed = False
@@ -74,7 +77,7 @@ class Poller:
         self._hungry_sent = False
         self._cond = threading.Condition()
         self._stop = threading.Event()
-        self._done: queue.Queue[Optional[Polled]] = queue.Queue()
+        self._done: queue.Queue[Any] = queue.Queue()  # prepared orders; None: every order in hand still pending
         self.add(targets)
         if sealed:
             self.seal()
@@ -87,7 +90,7 @@ class Poller:
         with self._cond:
             for order_id, record in targets:
                 created = (record.created_at or "") if record is not None else ""
-                heapq.heappush(self._heap, _Due(now, (created or "~", self._added), order_id, record, self._interval))
+                self._pending.append(_Due(now, (created or "~", self._added), order_id, record, FIRST_INTERVAL))
                 self._added += 1
             if targets:
                 self._unfinished_polls, self._hungry_sent = 0, False
@@ -115,7 +118,7 @@ class Poller:
         with self._cond:
             self._cond.notify_all()
 
-    def finished(self) -> Iterator[list[Polled]]:
+    def finished(self) -> Iterator[list[Any]]:
         """Batches of finished orders, each as soon as at least one is ready (up to :data:`WAVE` of those ready by
         then: while this run delivers them, another run sharing the batch may claim the rest); an empty batch when
         every order in hand is still pending (see the module docstring)."""
@@ -148,16 +151,19 @@ class Poller:
         """The next order to ask about, once it is due; None when there is nothing left (or stopping)."""
         with self._cond:
             while not self._stop.is_set():
-                if not self._heap:
+                if not self._pending:
                     if self._in_flight == 0 and self._sealed:
                         return None
                     self._cond.wait(_TICK)  # a poll in flight may put its order back, or more may be added
                     continue
-                delay = self._heap[0].due - self._clock()
-                if delay <= 0:
+                now = self._clock()
+                due = [entry for entry in self._pending if entry.due <= now]
+                if due:
+                    entry = min(due, key=lambda e: e.age)
+                    self._pending.remove(entry)
                     self._in_flight += 1
-                    return heapq.heappop(self._heap)
-                self._cond.wait(min(delay, 1.0))
+                    return entry
+                self._cond.wait(min(min(e.due for e in self._pending) - now, 1.0))
             return None
 
     def _run(self) -> None:
@@ -172,14 +178,21 @@ class Poller:
                     self._in_flight -= 1
                     self._cond.notify_all()
 
+    def _finish(self, polled: Polled) -> None:
+        try:
+            self._done.put(self._prepare(polled))
+        except Exception as exc:  # prepare reports its own failures; anything else still ends this order
+            self._done.put(self._prepare(Polled(polled.order_id, polled.record,
+                                                error=redact(f"{type(exc).__name__}: {exc}"))))
+
     def _poll(self, entry: _Due) -> None:
         try:
             order_json = self._planet.get_order(entry.order_id)
         except FlowzeroError as exc:
-            self._done.put(Polled(entry.order_id, entry.record, error=redact(exc.message)))
+            self._finish(Polled(entry.order_id, entry.record, error=redact(exc.message)))
             return
         except Exception as exc:  # one order's surprise must not sink the batch
-            self._done.put(Polled(entry.order_id, entry.record, error=redact(f"{type(exc).__name__}: {exc}")))
+            self._finish(Polled(entry.order_id, entry.record, error=redact(f"{type(exc).__name__}: {exc}")))
             return
         state = str(order_json.get("state", "")) if isinstance(order_json, dict) else ""
         if self._wait and state != entry.last_state:
@@ -189,10 +202,10 @@ class Poller:
         if final or not self._wait:
             with self._cond:
                 self._unfinished_polls, self._hungry_sent = 0, False
-            self._done.put(Polled(entry.order_id, entry.record, order_json))
+            self._finish(Polled(entry.order_id, entry.record, order_json))
             return
         if self._deadline is not None and now >= self._deadline:
-            self._done.put(Polled(entry.order_id, entry.record, order_json, timed_out=True))
+            self._finish(Polled(entry.order_id, entry.record, order_json, timed_out=True))
             return
         due = now + entry.interval
         if self._deadline is not None:
@@ -200,9 +213,9 @@ class Poller:
         entry.due, entry.last_state = due, state
         entry.interval = min(entry.interval * 2, self._interval_max)
         with self._cond:
-            heapq.heappush(self._heap, entry)
+            self._pending.append(entry)
             self._unfinished_polls += 1
-            if not self._sealed and not self._hungry_sent and self._unfinished_polls >= len(self._heap):
+            if not self._sealed and not self._hungry_sent and self._unfinished_polls >= len(self._pending):
                 self._hungry_sent = True
                 self._done.put(None)  # every order in hand asked about, none finished: the caller may add more
             self._cond.notify_all()

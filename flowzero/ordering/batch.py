@@ -104,6 +104,16 @@ def plan_chunks(gages: list[Gage], max_months: int) -> list[Chunk]:
             for start, end in split_date_range(gage.start, gage.end, max_months)]
 
 
+def _settled(future: Future[None]) -> None:
+    """Wait for ``future``; only a rejected key is raised here (other errors are the chunk's own)."""
+    try:
+        future.result()
+    except AuthError:
+        raise
+    except Exception:
+        pass
+
+
 def run_batch(
     chunks: list[Chunk],
     provider: SceneProvider,
@@ -140,8 +150,6 @@ def run_batch(
     def order(outcome: ChunkOutcome, searched: Future[None]) -> None:
         try:
             searched.result()
-            if not dry_run and outcome.search is not None:
-                store.record_search(outcome.search.record(batch_id))
             if outcome.search is not None and outcome.search.selected:
                 planned = provider.plan(outcome.search, batch_id=batch_id, suffix=suffix)
                 apply_delivery(planned, delivery)
@@ -155,9 +163,16 @@ def run_batch(
     searches = ThreadPoolExecutor(SEARCH_THREADS, thread_name_prefix="flowzero-search")
     orders = ThreadPoolExecutor(ORDER_THREADS, thread_name_prefix="flowzero-order")
     try:
-        done = [orders.submit(order, o, searches.submit(search, o)) for o in report.outcomes]
+        done: list[Future[None]] = []
+        for index, outcome in enumerate(report.outcomes):
+            searched = searches.submit(search, outcome)
+            if index == 0:  # the first search alone: a rejected key costs one request, not a burst of them
+                _settled(searched)
+            done.append(orders.submit(order, outcome, searched))
         for outcome, future in zip(report.outcomes, done):
             future.result()  # AuthError stops the batch here
+            if not dry_run and outcome.search is not None:  # in the shapefile's order, as reported
+                store.record_search(outcome.search.record(batch_id))
             if on_chunk is not None:
                 on_chunk(outcome)
     except BaseException:
