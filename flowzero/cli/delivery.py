@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import click
 
 from flowzero.cli.context import AppContext
-from flowzero.cli.output import emit_json, info, json_option, print_table
+from flowzero.cli.output import echo, emit_json, info, json_option, print_table
 
 if TYPE_CHECKING:
     from flowzero.delivery.deliver import DeliverySettings, OrderOutcome
@@ -115,7 +115,7 @@ def _print_outcomes(title: str, outcomes: Sequence[OrderOutcome]) -> None:
     rows = [(o.order_id, o.aoi_name, o.state, _RESULT_WORDS.get(o.category, o.category), _detail(o))
             for o in outcomes]
     print_table(title, ("order id", "aoi", "state", "result", "detail"), rows)
-    click.echo(f"Summary: {_summary_line(_summary_counts(outcomes))}")
+    echo(f"Summary: {_summary_line(_summary_counts(outcomes))}")
 
 
 def _exit_status(ctx: click.Context, outcomes: Sequence[OrderOutcome]) -> None:

@@ -12,15 +12,13 @@ order whose holder died during this run is not left behind. A holder on this mac
 
 from __future__ import annotations
 
-import os
-import socket
-import threading
-import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Callable
 
+from flowzero import leases
 from flowzero.delivery.deliver import OrderOutcome, select_orders
 from flowzero.errors import FlowzeroError
+from flowzero.leases import holder_is_gone, worker_id
 
 if TYPE_CHECKING:
     from flowzero.delivery.destination import Destination
@@ -34,62 +32,16 @@ Process = Callable[[list["Order"]], list[OrderOutcome]]
 Say = Callable[[str], None]
 
 
-def worker_id() -> str:
-    """``host:pid:random``: unique per run, and tells a person where the holder of an order runs."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
-
-
-def holder_is_gone(worker: str) -> bool:
-    """Whether a claim's holder was a run on this machine whose process no longer exists (killed, crashed).
-
-    Its claim need not run out first: a rerun right after a crash takes the order at once. Holders on other
-    machines, or whose process may still run, keep their lease.
-    """
-    from flowzero.delivery.leftovers import process_alive
-
-    host, _, rest = worker.partition(":")
-    pid = rest.partition(":")[0]
-    return host == socket.gethostname() and pid.isdigit() and not process_alive(int(pid))
-
-
 def supports_claims(store: Any) -> bool:
     return all(callable(getattr(store, name, None)) for name in ("claim", "release", "get_claim"))
 
 
-class LeaseKeeper:
-    """Renews the leases of the orders in hand every third of a lease, from a background thread."""
+class LeaseKeeper(leases.LeaseKeeper):
+    """Renews the claims on the orders in hand (see :class:`flowzero.leases.LeaseKeeper`)."""
 
     def __init__(self, store: Any, worker: str, lease_seconds: float, order_ids: Sequence[str], say: Say) -> None:
-        self._store = store
-        self._worker = worker
-        self._lease = lease_seconds
-        self._ids = list(order_ids)
-        self._say = say
-        self._stop = threading.Event()
-        self._lost: set[str] = set()
-        self._thread = threading.Thread(target=self._run, name="flowzero-lease", daemon=True)
-
-    def __enter__(self) -> LeaseKeeper:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._lease / 3):
-            for order_id in self._ids:
-                if order_id in self._lost:
-                    continue
-                try:
-                    kept = self._store.claim(order_id, self._worker, self._lease)
-                except FlowzeroError as exc:
-                    self._say(f"could not renew the claim on order {order_id}: {exc.message}")
-                    continue
-                if not kept:
-                    self._lost.add(order_id)
-                    self._say(f"lost the claim on order {order_id} (its lease ran out); another run may take it")
+        super().__init__(lambda order_id: bool(store.claim(order_id, worker, lease_seconds)), lease_seconds,
+                         order_ids, say, "order")
 
 
 def _elsewhere(record: Order, message: str) -> OrderOutcome:

@@ -12,7 +12,16 @@ from datetime import date
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from flowzero.errors import AuthError, FlowzeroError
-from flowzero.ordering.submit import EXISTS, ORDERED, RECOVERED, WOULD_ORDER, SubmitResult, submit_orders
+from flowzero.ordering.submit import (
+    ELSEWHERE,
+    EXISTS,
+    ORDERED,
+    RECOVERED,
+    WOULD_ORDER,
+    Owner,
+    SubmitResult,
+    submit_orders,
+)
 
 if TYPE_CHECKING:
     from flowzero.aoi import Gage
@@ -69,6 +78,11 @@ class BatchReport:
         return self._results(WOULD_ORDER)
 
     @property
+    def elsewhere(self) -> list[SubmitResult]:
+        """Orders another live run was placing: nothing was placed for them here."""
+        return self._results(ELSEWHERE)
+
+    @property
     def no_scenes(self) -> list[ChunkOutcome]:
         return [o for o in self.outcomes if o.no_scenes]
 
@@ -113,6 +127,7 @@ def run_batch(
     suffix: str | None = None,
     on_chunk: Callable[[ChunkOutcome], None] | None = None,
     delivery: Any = None,
+    owner: Owner | None = None,
 ) -> BatchReport:
     """Search, plan and submit each chunk; ``on_chunk`` hears about each one as soon as it is done.
 
@@ -121,8 +136,9 @@ def run_batch(
     from flowzero.ordering.delivery import apply_delivery
     from flowzero.ordering.submit import reconcile_intents
 
+    owner = owner or Owner()
     if not dry_run:
-        reconcile_intents(store, client)
+        reconcile_intents(store, client, owner)
     report = BatchReport(batch_id)
     for chunk in chunks:
         outcome = ChunkOutcome(chunk)
@@ -134,7 +150,7 @@ def run_batch(
                 planned = provider.plan(outcome.search, batch_id=batch_id, suffix=suffix)
                 apply_delivery(planned, delivery)
                 submit_orders(planned, store, client, force=force, dry_run=dry_run, reconcile=False,
-                              on_result=outcome.results.append)
+                              on_result=outcome.results.append, owner=owner)
         except AuthError:
             raise
         except FlowzeroError as exc:

@@ -7,6 +7,7 @@ Backends are plugins (``register_storage_backends``); ``storage.backend`` picks 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Optional, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -20,6 +21,23 @@ NOT_REORDERABLE_STATES = ("queued", "running", "success", "partial", "unknown")
 # Orders that ended in these states may be placed again.
 REORDERABLE_STATES = ("failed", "cancelled")
 PENDING_STATES = ("queued", "running")
+
+
+@dataclass(frozen=True)
+class IntentClaim:
+    """What :meth:`OrderStore.claim_intent` found.
+
+    ``taken``: the caller now owns the intent and may place the order. Else ``holder`` (``host:pid:random``)
+    owns it until ``expires_at`` and nothing may be placed for it. ``orphan``: the intent was left pending by a
+    run that is gone (no owner, or its lease ran out): that run may have placed the order, so ask Planet for it
+    by name before placing it; ``details`` are what that run recorded.
+    """
+
+    taken: bool
+    holder: Optional[str] = None
+    expires_at: Optional[str] = None
+    orphan: bool = False
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 @runtime_checkable
@@ -81,7 +99,26 @@ class OrderStore(Protocol):
         """
 
     def pending_intents(self) -> list[dict[str, Any]]:
-        """Unresolved intents, oldest first: ``{"order_name", "details", "created_at"}``."""
+        """Unresolved intents, oldest first: ``{"order_name", "details", "created_at", "owner",
+        "lease_expires_at"}`` (owner and lease None when nobody holds it)."""
+
+    def claim_intent(self, order_name: str, details: dict[str, Any], owner: str, lease_seconds: float,
+                     pending_only: bool = False) -> IntentClaim:
+        """Take the intent to place the order ``order_name`` for ``owner`` until ``lease_seconds`` from now,
+        atomically (one write transaction; of several owners claiming at once, exactly one takes it).
+
+        Taken if there is no pending intent of that name (recorded pending with ``details``, as
+        :meth:`record_intent` does), if ``owner`` holds it already (lease renewed), or if it is an orphan
+        (no owner, or the lease ran out: taken over, its details kept). Not taken while another owner's lease
+        runs. ``pending_only`` (reconciling what others left) takes only an intent that is pending already: an
+        absent or resolved one is not taken and stays as it is.
+        """
+
+    def renew_intent(self, order_name: str, owner: str, lease_seconds: float) -> bool:
+        """Extend ``owner``'s lease on a pending intent; False if ``owner`` does not hold it (any more)."""
+
+    def release_intent(self, order_name: str, owner: str) -> bool:
+        """Let go of a pending intent without resolving it (it becomes an orphan); only its owner can."""
 
     def resolve_intent(self, order_name: str, order_id: Optional[str]) -> bool:
         """Mark an intent done with the order Planet created (or None if none was); False if unknown."""
@@ -164,5 +201,5 @@ def open_store_url(target: str, config: Config, must_exist: bool = False) -> Ord
                      hint="for PostgreSQL: pip install flowzero-postgres (plugins/flowzero-postgres)")
 
 
-__all__ = ["NOT_REORDERABLE_STATES", "PENDING_STATES", "REORDERABLE_STATES", "OrderStore", "open_store",
-           "open_store_url"]
+__all__ = ["NOT_REORDERABLE_STATES", "PENDING_STATES", "REORDERABLE_STATES", "IntentClaim", "OrderStore",
+           "open_store", "open_store_url"]

@@ -160,6 +160,14 @@ class SqliteOrderStore(SqlOrderStore):
     def _decode_array(self, value: Any) -> list[Any]:
         return list(json.loads(value))
 
+    # Leases are timed on this machine's clock (every process sharing the file runs on it), as sortable text.
+
+    def _lease_until(self, lease_seconds: float) -> tuple[str, list[Any]]:
+        return "?", [format_timestamp(datetime.now(timezone.utc) + timedelta(seconds=lease_seconds))]
+
+    def _lease_running(self, column: str) -> tuple[str, list[Any]]:
+        return f"{column} > ?", [utc_now()]
+
     def _lock_for_import(self, db: Session) -> None:
         """Nothing to do: ``BEGIN IMMEDIATE`` already holds the database's write lock."""
 

@@ -85,6 +85,14 @@ class PostgresOrderStore(SqlOrderStore):
     def _decode_array(self, value: Any) -> list[Any]:
         return list(value)
 
+    # Leases are timed on the server's clock, so machines with skewed clocks agree.
+
+    def _lease_until(self, lease_seconds: float) -> tuple[str, list[Any]]:
+        return "clock_timestamp() + make_interval(secs => ?)", [float(lease_seconds)]
+
+    def _lease_running(self, column: str) -> tuple[str, list[Any]]:
+        return f"{column} > clock_timestamp()", []
+
     def _lock_for_import(self, db: Session) -> None:
         db.run("LOCK TABLE orders, order_intents IN SHARE ROW EXCLUSIVE MODE")
 
