@@ -166,7 +166,7 @@ def import_json(app: AppContext, path: str, as_json: bool) -> None:
     if len(report.problems) > 20:
         info(f"... and {len(report.problems) - 20} more invalid records", app.quiet)
     echo(f"{report.imported} imported, {report.already_present} already present, "
-               f"{report.invalid} invalid (of {report.total} records in {path})")
+         f"{report.invalid} invalid (of {report.total} records in {path})")
 
 
 @db_group.command("copy")

@@ -39,13 +39,36 @@ def supports_claims(store: Any) -> bool:
 class LeaseKeeper(leases.LeaseKeeper):
     """Renews the claims on the orders in hand (see :class:`flowzero.leases.LeaseKeeper`)."""
 
-    def __init__(self, store: Any, worker: str, lease_seconds: float, order_ids: Sequence[str], say: Say) -> None:
-        super().__init__(lambda order_id: bool(store.claim(order_id, worker, lease_seconds)), lease_seconds,
-                         order_ids, say, "order")
+    def __init__(self, store: Any, worker: str, lease_seconds: float, order_ids: Sequence[str], say: Say,
+                 destination: str | None = None) -> None:
+        super().__init__(lambda order_id: bool(store.claim(order_id, worker, lease_seconds, destination)),
+                         lease_seconds, order_ids, say, "order")
 
 
-def _elsewhere(record: Order, message: str) -> OrderOutcome:
-    return OrderOutcome(record.order_id, record.aoi_name, record.status or "unknown", ELSEWHERE, message=message)
+def _elsewhere(record: Order, message: str, destination: str | None = None) -> OrderOutcome:
+    return OrderOutcome(record.order_id, record.aoi_name, record.status or "unknown", ELSEWHERE,
+                        destination=destination, message=message)
+
+
+def _held(record: Order, holder: dict[str, Any] | None, mine: str | None) -> OrderOutcome:
+    """The outcome of an order another run holds: in progress elsewhere when that run delivers it where this one
+    would (the work is shared), else held for another destination, so nothing was delivered to this one."""
+    worker = holder["worker"] if holder else "another run"
+    theirs = holder.get("destination") if holder else None
+    if theirs is None or theirs == mine:
+        return _elsewhere(record, f"in progress elsewhere ({worker})", theirs)
+    return _elsewhere(record, f"held by another run ({worker}) delivering to {theirs}; nothing delivered here",
+                      theirs)
+
+
+def delivered_elsewhere_only(outcome: OrderOutcome, destination: Destination | None) -> bool:
+    """Whether the outcome is an order another run holds for another destination: nothing arrived at this one.
+
+    Decision (issue #19 item 23): claims stay one per order; a run that finds the order held for another
+    destination says so and fails (exit status 1) rather than report success with nothing delivered.
+    """
+    mine = destination.describe() if destination is not None else None
+    return outcome.category == ELSEWHERE and outcome.destination is not None and outcome.destination != mine
 
 
 def _release_all(store: Any, order_ids: Sequence[str], worker: str, say: Say) -> None:
@@ -64,6 +87,7 @@ class _Sharing:
         self.store, self.destination, self.force = store, destination, force
         self.process, self.say = process, say
         self.worker, self.lease, self.chunk = worker, lease_seconds, max(1, chunk)
+        self.where = destination.describe() if destination is not None else None
         self.outcomes: dict[str, OrderOutcome] = {}
 
     def walk(self, records: Sequence[Order], last_try: bool) -> list[Order]:
@@ -87,9 +111,7 @@ class _Sharing:
         """("work", fresh record) once claimed and still to do; ("held", _) if another run holds it;
         ("done", _) if it turned out to need no work (its outcome is recorded)."""
         if not self._claim(record.order_id):
-            holder = self.store.get_claim(record.order_id)
-            self.outcomes[record.order_id] = _elsewhere(
-                record, f"in progress elsewhere ({holder['worker'] if holder else 'another run'})")
+            self.outcomes[record.order_id] = _held(record, self.store.get_claim(record.order_id), self.where)
             return "held", record
         fresh = self.store.get_order(record.order_id) or record
         _, settled = select_orders([fresh], self.destination, self.force)
@@ -104,19 +126,19 @@ class _Sharing:
         return "done", fresh
 
     def _claim(self, order_id: str) -> bool:
-        if self.store.claim(order_id, self.worker, self.lease):
+        if self.store.claim(order_id, self.worker, self.lease, self.where):
             return True
         holder = self.store.get_claim(order_id)
         if holder is None or not holder_is_gone(holder["worker"]):
             return False
         self.say(f"order {order_id} was held by a run that is gone ({holder['worker']}); taking it over")
         self.store.release(order_id, holder["worker"])
-        return bool(self.store.claim(order_id, self.worker, self.lease))
+        return bool(self.store.claim(order_id, self.worker, self.lease, self.where))
 
     def _work(self, in_hand: list[Order]) -> None:
         ids = [r.order_id for r in in_hand]
         try:
-            with LeaseKeeper(self.store, self.worker, self.lease, ids, self.say):
+            with LeaseKeeper(self.store, self.worker, self.lease, ids, self.say, self.where):
                 for outcome in self.process(in_hand):
                     self.outcomes[outcome.order_id] = outcome
         finally:

@@ -62,6 +62,7 @@ class OrderOutcome:
     error_hints: list[str] = field(default_factory=list)
     message: str = ""
     bytes: int = 0
+    status_code: int | None = None  # Planet's HTTP status when the order could not be checked
 
     @property
     def failing(self) -> bool:
@@ -85,6 +86,7 @@ class _Checked:
     plan: DeliveryPlan | None = None
     manifest: Manifest | None = None
     error: str | None = None
+    status_code: int | None = None
 
 
 def utc_now() -> str:
@@ -170,6 +172,7 @@ def _check_one(order_id: str, record: Order | None, planet: Any, settings: Deliv
                 say(f"order {order_id}: its AOI is unknown here; files go under '{UNKNOWN_AOI}'")
     except FlowzeroError as exc:
         item.error = redact(exc.message)
+        item.status_code = getattr(exc, "status_code", None)
     except Exception as exc:  # one order's surprise must not sink the batch
         item.error = redact(f"{type(exc).__name__}: {exc}")
     return item
@@ -258,7 +261,8 @@ def _conclude(item: _Checked, results: list[TransferResult], settings: DeliveryS
               s3: Callable[[], S3Requests]) -> OrderOutcome:
     aoi = item.record.aoi_name if item.record else UNKNOWN_AOI
     if item.error is not None or item.order_json is None:
-        return OrderOutcome(item.order_id, aoi, "unknown", "error", message=item.error or "no answer")
+        return OrderOutcome(item.order_id, aoi, "unknown", "error", message=item.error or "no answer",
+                            status_code=item.status_code)
     order_json = item.order_json
     state = str(order_json.get("state", "unknown"))
     hints = [redact(str(h)) for h in order_json.get("error_hints") or []]

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from flowzero.errors import AuthError, FlowzeroError
+from flowzero.errors import AuthError, FlowzeroError, StorageError
 from flowzero.ordering.submit import (
     ELSEWHERE,
     EXISTS,
@@ -76,6 +76,19 @@ class BatchReport:
     @property
     def would_order(self) -> list[SubmitResult]:
         return self._results(WOULD_ORDER)
+
+    @property
+    def earlier_batches(self) -> dict[str, int]:
+        """The batches that hold the orders found already ordered, and how many of them each holds.
+
+        A rerun orders nothing new, so its own batch id holds none of them: these are the ids to check.
+        """
+        found: dict[str, int] = {}
+        for result in self.existing:
+            batch = result.order.batch_id if result.order is not None else None
+            if batch and batch != self.batch_id:
+                found[batch] = found.get(batch, 0) + 1
+        return found
 
     @property
     def elsewhere(self) -> list[SubmitResult]:
@@ -151,7 +164,7 @@ def run_batch(
                 apply_delivery(planned, delivery)
                 submit_orders(planned, store, client, force=force, dry_run=dry_run, reconcile=False,
                               on_result=outcome.results.append, owner=owner)
-        except AuthError:
+        except (AuthError, StorageError):  # a rejected key or a broken order store stops the whole batch
             raise
         except FlowzeroError as exc:
             outcome.error = exc.message

@@ -89,7 +89,20 @@ def search_summary(search: SceneSearch) -> dict[str, Any]:
         "num_bands": search.num_bands, "asset": search.asset, "product_bundle": search.product_bundle,
         "found": search.found, "eligible": search.eligible, "selected": len(search.selected),
         "quota_hectares": round(search.quota_hectares, 2), "scenes": scene_rows(search),
+        "skipped_results": search.skipped,
     }
+
+
+def skipped_lines(search: SceneSearch, label: str = "") -> list[str]:
+    """What the search left out because Planet's answer could not be a scene (the first few, then a count)."""
+    if not search.skipped:
+        return []
+    where = f"{label}: " if label else ""
+    lines = [f"{where}skipped {len(search.skipped)} search result(s) that are no usable scene:"]
+    lines += [f"  {reason}" for reason in search.skipped[:5]]
+    if len(search.skipped) > 5:
+        lines.append(f"  ... and {len(search.skipped) - 5} more")
+    return lines
 
 
 def _print_scenes(search: SceneSearch) -> None:
@@ -181,7 +194,10 @@ def _search(app: AppContext, aoi_path: str, aoi_name: str | None, start_date: st
     aoi = _load_aoi(aoi_path, aoi_name)
     scenes = provider(app, "psscope")
     info(_search_header(aoi, start, end, f"cadence {cadence}, {num_bands}") + ": searching...", quiet)
-    return scenes.search(aoi, start, end, cadence=cadence, num_bands=num_bands, bundle=bundle)
+    search = scenes.search(aoi, start, end, cadence=cadence, num_bands=num_bands, bundle=bundle)
+    for line in skipped_lines(search):
+        info(line, quiet)
+    return search
 
 
 def run_search_scenes(app: AppContext, *, aoi_path: str, aoi_name: str | None, start_date: str, end_date: str,
@@ -194,7 +210,7 @@ def run_search_scenes(app: AppContext, *, aoi_path: str, aoi_name: str | None, s
     if search.selected:
         _print_scenes(search)
     echo(_counts_line(search, app.config.downloads.min_coverage_pct)
-               + f"; bundle {search.product_bundle}")
+         + f"; bundle {search.product_bundle}")
 
 
 def _no_scenes_line(search: SceneSearch, min_coverage: float) -> str:
@@ -270,10 +286,10 @@ def _chunk_line(outcome: ChunkOutcome) -> list[str]:
     if outcome.error is not None:
         return [f"{label}: failed: {outcome.error}"]
     search = outcome.search
+    lines = skipped_lines(search, label) if search is not None else []
     if search is None or not search.selected:
-        return [f"{label}: no valid scenes (found {search.found if search else 0})"]
+        return [*lines, f"{label}: no valid scenes (found {search.found if search else 0})"]
     counts = f"found {search.found}, selected {len(search.selected)}"
-    lines = []
     for result in outcome.results:
         hectares = result.planned.order.quota_hectares or 0.0
         order = result.order
@@ -295,6 +311,7 @@ def batch_data(report: BatchReport) -> dict[str, Any]:
         "failed": [{"gage_id": o.chunk.gage.gage_id, "start_date": o.chunk.start.isoformat(),
                     "end_date": o.chunk.end.isoformat(), "error": o.error} for o in report.failed],
         "found": report.found, "selected": report.selected, "quota_hectares": round(report.hectares, 2),
+        "earlier_batches": report.earlier_batches,
     }
 
 
@@ -303,10 +320,14 @@ def _print_summary(report: BatchReport, dry_run: bool) -> None:
     verb = "would be ordered" if dry_run else "ordered"
     elsewhere = f"{len(report.elsewhere)} being ordered by another run, " if report.elsewhere else ""
     echo(f"Batch {report.batch_id}: {placed} order(s) {verb}, {len(report.existing)} already ordered, "
-               f"{elsewhere}{len(report.no_scenes)} chunk(s) without valid scenes, {len(report.failed)} failed")
+         f"{elsewhere}{len(report.no_scenes)} chunk(s) without valid scenes, {len(report.failed)} failed")
     placed_quota = "would be used" if dry_run else "used by the new orders"
     echo(f"Scenes found {report.found}, selected {report.selected}; quota {placed_quota}: "
-               f"{report.hectares:,.1f} ha")
+         f"{report.hectares:,.1f} ha")
+    for batch, count in report.earlier_batches.items():
+        echo(f"  {count} already ordered in batch {batch}: flowzero batch-check-status {batch}")
+    if report.earlier_batches and not placed:
+        echo(f"  batch {report.batch_id} holds no orders; check the ones above with their own batch id")
     for outcome in report.no_scenes:
         echo(f"  no valid scenes: {outcome.chunk.label}")
     for outcome in report.failed:

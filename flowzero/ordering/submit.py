@@ -235,6 +235,9 @@ def place(store: IntentStore, client: OrdersClient, planned: PlannedOrder, owner
     (RECOVERED), or when, once the claim is ours, the store shows the order placed meanwhile (EXISTS).
     """
     owner = owner or Owner()
+    check = getattr(store, "check_integrity", None)
+    if check is not None:  # a damaged store could not record what Planet accepts: find out before the POST
+        check()
     details = planned.intent_details()
     got = claim(store, planned.name, details, owner, owner.wait_seconds)
     if not got.taken:

@@ -37,13 +37,7 @@ class PSScopeProvider:
         from flowzero.errors import UsageError
         from flowzero.planet.filters import build_search_filter
         from flowzero.providers.base import SceneSearch
-        from flowzero.selection import (
-            CADENCES,
-            choose_bundle,
-            filter_by_coverage,
-            scene_from_feature,
-            select_best,
-        )
+        from flowzero.selection import CADENCES, choose_bundle, filter_by_coverage, scenes_from_results, select_best
 
         if end < start:
             raise UsageError(f"the end date {end.isoformat()} is before the start date {start.isoformat()}",
@@ -54,15 +48,13 @@ class PSScopeProvider:
         clip = clip_geometry(aoi.geometry)
         downloads = self.config.downloads
         search_filter = build_search_filter(clip, start, end, downloads.cloud_cover_max, asset)
-        features: dict[str, dict[str, Any]] = {}
-        for feature in self.client.search([ITEM_TYPE], search_filter):
-            features.setdefault(str(feature.get("id")), feature)  # pages may overlap; count a scene once
-        scenes = [scene_from_feature(f, aoi.geometry) for f in features.values()]
+        # A result that cannot be a scene is skipped and reported; it does not sink the others.
+        scenes, skipped = scenes_from_results(self.client.search([ITEM_TYPE], search_filter), aoi.geometry)
         eligible = filter_by_coverage(scenes, downloads.min_coverage_pct)
         return SceneSearch(
             aoi_name=aoi.name, area_sqkm=aoi.area_sqkm, start=start, end=end, cadence=cadence,
             num_bands=num_bands, asset=asset, product_bundle=product_bundle, found=len(scenes),
-            eligible=len(eligible), selected=select_best(eligible, cadence), clip=clip,
+            eligible=len(eligible), selected=select_best(eligible, cadence), clip=clip, skipped=skipped,
         )
 
     def plan(self, search: SceneSearch, *, batch_id: str | None = None,

@@ -127,8 +127,9 @@ class OrderStore(Protocol):
         """Every intent, resolved or not, oldest first: ``{"order_name", "details", "created_at", "order_id",
         "resolved_at"}`` (the last two None while pending)."""
 
-    def claim(self, order_id: str, worker: str, lease_seconds: float) -> bool:
-        """Take the order for ``worker`` until ``lease_seconds`` from now, atomically.
+    def claim(self, order_id: str, worker: str, lease_seconds: float, destination: Optional[str] = None) -> bool:
+        """Take the order for ``worker`` until ``lease_seconds`` from now, atomically; ``destination`` notes where
+        the holder delivers it (shown to other runs by :meth:`get_claim`).
 
         True if it was free, its lease had expired, or ``worker`` already held it (the lease is then renewed:
         a long delivery keeps its claim by claiming again). False if another worker's lease is running, or no
@@ -140,7 +141,7 @@ class OrderStore(Protocol):
         """Give the order up; only its holder can (False if ``worker`` did not hold it)."""
 
     def get_claim(self, order_id: str) -> Optional[dict[str, Any]]:
-        """``{"worker", "expires_at"}`` while a lease on the order runs, else None."""
+        """``{"worker", "expires_at", "destination"}`` while a lease on the order runs, else None."""
 
     def import_records(self, orders: Sequence[Order],
                        intents: Sequence[Mapping[str, Any]]) -> dict[str, CopyCounts]:
@@ -150,6 +151,10 @@ class OrderStore(Protocol):
         for intents the later of ``resolved_at``/``created_at``); so a rerun adds nothing.
         Returns ``{"orders": CopyCounts, "intents": CopyCounts}``.
         """
+
+    def check_integrity(self) -> None:
+        """Raise StorageError if the stored data is damaged. Called before an order is placed, so it must be
+        cheap after the first call (a backend checks once per store, or has nothing to check)."""
 
     def close(self) -> None:
         """Release the connection."""

@@ -121,6 +121,10 @@ class SqlOrderStore(ABC):
         return self.location
 
     @abstractmethod
+    def check_integrity(self) -> None:
+        """Refuse damaged data before an order is placed (StorageError); cheap after the first call."""
+
+    @abstractmethod
     def close(self) -> None:
         """Release the connection(s)."""
 
@@ -326,7 +330,7 @@ class SqlOrderStore(ABC):
 
     def release(self, order_id: str, worker: str) -> bool:
         with self._write() as db:
-            return db.run("UPDATE orders SET claimed_by = NULL, claim_expires_at = NULL "
+            return db.run("UPDATE orders SET claimed_by = NULL, claim_expires_at = NULL, claim_destination = NULL "
                           "WHERE order_id = ? AND claimed_by = ?", (order_id, worker)) > 0
 
     # -- copying between stores ------------------------------------------------------------------------------

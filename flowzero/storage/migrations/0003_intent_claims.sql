@@ -5,3 +5,7 @@
 
 ALTER TABLE order_intents ADD COLUMN owner TEXT;
 ALTER TABLE order_intents ADD COLUMN lease_expires_at TEXT;
+
+-- And a delivery claim says where its holder delivers, so a run delivering the same order elsewhere can say that
+-- nothing was delivered to its own destination (NULL: not said).
+ALTER TABLE orders ADD COLUMN claim_destination TEXT;

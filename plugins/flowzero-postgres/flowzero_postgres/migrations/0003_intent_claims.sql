@@ -4,3 +4,7 @@
 
 ALTER TABLE order_intents ADD COLUMN owner TEXT COLLATE "C";
 ALTER TABLE order_intents ADD COLUMN lease_expires_at TIMESTAMPTZ;
+
+-- And a delivery claim says where its holder delivers, so a run delivering the same order elsewhere can say that
+-- nothing was delivered to its own destination (NULL: not said).
+ALTER TABLE orders ADD COLUMN claim_destination TEXT COLLATE "C";
