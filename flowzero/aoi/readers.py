@@ -114,9 +114,9 @@ def _geojson_crs(data: dict[str, Any], where: str) -> CRS | None:
         return None
     properties = crs_member.get("properties") if isinstance(crs_member, dict) else None
     crs_name = properties.get("name") if isinstance(properties, dict) else None
-    if crs_name is not None and not isinstance(crs_name, str):
-        raise AOIError(f"{where}: the crs name must be text, not {type(crs_name).__name__}",
-                       hint="save the file as WGS84 (EPSG:4326) GeoJSON")
+    if not isinstance(properties, (dict, type(None))) or not isinstance(crs_name, (str, type(None))):
+        raise AOIError(f"{where}: malformed 'crs' member (expected {{\"properties\": {{\"name\": \"EPSG:...\"}}}})",
+                       hint="save the file as WGS84 (EPSG:4326) GeoJSON, without a crs member")
     if not crs_name or crs_name in _WGS84_NAMES:
         return None
     from pyproj import CRS

@@ -62,7 +62,7 @@ def _fail(ctx: click.Context, message: str, hint: str | None, code: int, exc: Ba
         line += f" (hint: {hint})"
     from flowzero.cli.output import printable
 
-    click.echo(printable(line), err=True)
+    click.echo(" ".join(part.strip() for part in printable(line).splitlines() if part.strip()), err=True)
     ctx.exit(code)
 
 

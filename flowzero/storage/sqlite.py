@@ -184,10 +184,13 @@ class SqliteOrderStore(SqlOrderStore):
         when the order Planet accepted cannot be recorded."""
         if self._intact:
             return
-        problems = [str(row[0]) for row in self._query("PRAGMA quick_check") if row[0] != "ok"]
-        if problems:
+        found = [str(row[0]) for row in self._query("PRAGMA quick_check") if row[0] != "ok"]
+        problems = [line.strip() for text in found for line in text.splitlines()
+                    if line.strip() and not line.startswith("***")]
+        if found:
             more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
-            raise StorageError(f"database {self.path} is damaged ({problems[0]}{more}); nothing was ordered",
+            first = problems[0] if problems else found[0].strip()
+            raise StorageError(f"database {self.path} is damaged ({first}{more}); nothing was ordered",
                                hint=_DAMAGED_HINT)
         self._intact = True
 
