@@ -385,6 +385,24 @@ def test_claim_release_and_renew(store: Any, make_order: MakeOrder) -> None:
     assert after == before  # claims touch no order field, not even updated_at
 
 
+def test_a_claim_says_where_its_holder_delivers(store: Any, make_order: MakeOrder) -> None:
+    store.save_order(make_order("o-1"))
+    assert store.claim("o-1", "w1", 60, "s3://bucket/prefix/")
+    assert store.get_claim("o-1")["destination"] == "s3://bucket/prefix/"
+    assert store.claim("o-1", "w1", 60, "/data/out")  # renewed for where it delivers now
+    assert store.get_claim("o-1")["destination"] == "/data/out"
+    assert store.release("o-1", "w1")
+    assert store.claim("o-1", "w2", 60)
+    assert store.get_claim("o-1")["destination"] is None  # not said: nothing left over from the last holder
+
+
+def test_integrity_check_passes_on_a_sound_store(store: Any, make_order: MakeOrder) -> None:
+    store.save_order(make_order("o-1"))
+    assert store.check_integrity() is None
+    assert store.check_integrity() is None  # again: cheap, nothing changes
+    assert store.get_order("o-1") is not None
+
+
 def test_claims_survive_upserts_and_status_updates(store: Any, make_order: MakeOrder) -> None:
     store.save_order(make_order("o-1"))
     assert store.claim("o-1", "w1", 60)
