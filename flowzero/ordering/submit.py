@@ -148,8 +148,8 @@ def _intent_name(intent: dict[str, Any]) -> str:
     return str(intent.get("order_name") or intent.get("name"))
 
 
-def claim(store: IntentStore, name: str, details: dict[str, Any], owner: Owner, wait_seconds: float,
-          pending_only: bool = False) -> IntentClaim:
+def take_intent(store: IntentStore, name: str, details: dict[str, Any], owner: Owner, wait_seconds: float,
+                pending_only: bool = False) -> IntentClaim:
     """Claim the intent ``name`` for ``owner``: a holder on this machine whose process is gone is taken over at
     once; a live holder is waited for up to ``wait_seconds`` (it finishes, or its lease runs out)."""
     deadline = time.monotonic() + wait_seconds
@@ -178,7 +178,7 @@ def reconcile_intents(store: IntentStore, client: OrdersClient, owner: Owner | N
     recovered = []
     for intent in store.pending_intents():
         name = _intent_name(intent)
-        got = claim(store, name, dict(intent.get("details") or {}), owner, 0.0, pending_only=True)
+        got = take_intent(store, name, dict(intent.get("details") or {}), owner, 0.0, pending_only=True)
         if not got.taken:
             if got.holder is not None:
                 log.info("intent %s is being placed by another run (%s); left to it", name, got.holder)
@@ -239,11 +239,15 @@ def place(store: IntentStore, client: OrdersClient, planned: PlannedOrder, owner
     if check is not None:  # a damaged store could not record what Planet accepts: find out before the POST
         check()
     details = planned.intent_details()
-    got = claim(store, planned.name, details, owner, owner.wait_seconds)
+    got = take_intent(store, planned.name, details, owner, owner.wait_seconds)
     if not got.taken:
         return SubmitResult(planned, ELSEWHERE, holder=got.holder)
     if got.orphan:
-        found = find_on_planet(client, store, planned.name)
+        try:
+            found = find_on_planet(client, store, planned.name)
+        except BaseException:
+            store.release_intent(planned.name, owner.id)  # still an orphan for the next run to settle
+            raise
         if found is not None:
             return SubmitResult(planned, RECOVERED, _record(store, planned.name, got.details or details, found))
     existing = None if force else already_ordered(store, planned)
