@@ -16,26 +16,34 @@ from flowzero.errors import UsageError
 PLANET_MAX_ITEMS_PER_ORDER = 500
 
 _ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
+# Dates flowzero takes: far wider than any imagery (a gage's record may start long before Planet's archive), and
+# far from the calendar's end (year 9999), so chunk ends and "the day after" never overflow.
+EARLIEST_DATE = date(1900, 1, 1)
+LATEST_DATE = date(2999, 12, 31)
 
 
 def parse_date(text: str | date, what: str = "date") -> date:
-    """``YYYY-MM-DD`` (a ``date`` passes through) -> ``date``; anything else is a UsageError naming ``what``.
+    """``YYYY-MM-DD`` (a ``date`` passes through) -> ``date``; anything else, or a date outside
+    EARLIEST_DATE..LATEST_DATE, is a UsageError naming ``what``.
 
     The message names what was parsed (``--start-date``, a gage's column) so the user knows where to look.
     """
-    if isinstance(text, datetime):
-        return text.date()
     if isinstance(text, date):
-        return text
-    raw = "" if text is None else str(text).strip()
-    match = _ISO_DATE.match(raw)
-    if not match:
-        raise UsageError(f"invalid {what} '{raw}': expected a date as YYYY-MM-DD",
-                         hint="for example 2024-06-30")
-    try:
-        return date(int(match[1]), int(match[2]), int(match[3]))
-    except ValueError as exc:
-        raise UsageError(f"invalid {what} '{raw}': {exc}", hint="check the month and day") from None
+        day = text.date() if isinstance(text, datetime) else text
+    else:
+        raw = "" if text is None else str(text).strip()
+        match = _ISO_DATE.match(raw)
+        if not match:
+            raise UsageError(f"invalid {what} '{raw[:40]}': expected a date as YYYY-MM-DD",
+                             hint="for example 2024-06-30")
+        try:
+            day = date(int(match[1]), int(match[2]), int(match[3]))
+        except ValueError as exc:
+            raise UsageError(f"invalid {what} '{raw}': {exc}", hint="check the month and day") from None
+    if not EARLIEST_DATE <= day <= LATEST_DATE:
+        raise UsageError(f"invalid {what} {day.isoformat()}: dates must lie between {EARLIEST_DATE.isoformat()} "
+                         f"and {LATEST_DATE.isoformat()}", hint="check the year")
+    return day
 
 
 def add_months(day: date, months: int) -> date:
@@ -58,6 +66,8 @@ def split_date_range(start: date, end: date, max_months: int = 6) -> list[tuple[
     if end < start:
         raise UsageError(f"the end date {end.isoformat()} is before the start date {start.isoformat()}",
                          hint="swap the dates")
+    touched = (end.year - start.year) * 12 + end.month - start.month + 1
+    max_months = min(max_months, touched)  # more months than the range touches: one chunk (and no overflow)
     chunks: list[tuple[date, date]] = []
     chunk_start = start
     while chunk_start <= end:

@@ -8,6 +8,7 @@ masked whenever the configuration is shown.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flowzero.errors import ConfigError
+from flowzero.errors import ConfigError, SettingError
 from flowzero.pacing import RateLimits
 
 PLANET_BASE = "https://api.planet.com"
@@ -64,6 +65,18 @@ class DeliveryConfig:
     catalog: bool = True  # keep a STAC catalog at every destination (flowzero/stac)
 
 
+# The numbers a setting may take (inclusive), checked once every layer is applied. NaN and infinity never fit.
+RANGES: dict[str, tuple[float, float]] = {
+    "planet.timeout": (0.1, 3600.0),  # seconds per HTTP request
+    "planet.max_retries": (0, 100),
+    "downloads.max_workers": (1, 256),  # concurrent transfers (each holds a connection and a part buffer)
+    "downloads.min_coverage_pct": (0.0, 100.0),
+    "downloads.cloud_cover_max": (0.0, 1.0),  # Planet's cloud_cover is a fraction
+    "downloads.part_size_mib": (5, 5120),  # S3's smallest part (but the last) is 5 MiB, its largest 5 GiB
+}
+DEFAULT_SOURCE = "default"
+
+
 @dataclass
 class Config:
     planet: PlanetConfig = field(default_factory=PlanetConfig)
@@ -74,6 +87,7 @@ class Config:
     database_path: str = "~/.flowzero/flowzero.db"
     source: str = "built-in defaults"
     api_key: str = field(default="", repr=False)
+    sources: dict[str, str] = field(default_factory=dict, repr=False)  # dotted key -> where its value came from
 
     @property
     def database_file(self) -> Path:
@@ -83,6 +97,7 @@ class Config:
         """The effective settings as a plain dict; secrets are masked unless asked otherwise."""
         data = dataclasses.asdict(self)
         data.pop("source")
+        data.pop("sources")
         key = data.pop("api_key")
         data["api_key"] = mask(key) if mask_secrets else key
         if mask_secrets and data["storage"]["url"]:
@@ -157,11 +172,13 @@ def _coerce(value: Any, like: Any, where: str) -> Any:
             raise ValueError(value)
         if kind in (int, float) and isinstance(value, bool):
             raise ValueError(value)
+        if kind is int and isinstance(value, float) and not value.is_integer():
+            raise ValueError(value)  # 8.5 workers is a mistake, not 8
         if kind is str and not isinstance(value, (str, int, float)):
             raise ValueError(value)
         return kind(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{where}: expected a {kind.__name__}, got {value!r}") from None
+    except (TypeError, ValueError, OverflowError):
+        raise SettingError(f"{where}: expected a {kind.__name__}, got {value!r}") from None
 
 
 def _apply(config: Config, dotted: str, value: Any, where: str) -> None:
@@ -207,9 +224,12 @@ def _load_file(config: Config, path: Path) -> None:
             if not isinstance(value, dict):
                 raise ConfigError(f"config file {path}: '{top}' must be a mapping")
             for dotted, inner in _flatten(top, value):
-                _apply(config, dotted, inner, f"config file {path}, key '{dotted}'")
-        else:
+                if inner is not None:  # an empty value (`key:`) leaves the setting as it was
+                    _apply(config, dotted, inner, f"config file {path}, key '{dotted}'")
+                    config.sources[dotted] = f"config file {path}"
+        elif value is not None:
             _apply(config, str(top), value, f"config file {path}, key '{top}'")
+            config.sources[str(top)] = f"config file {path}"
 
 
 def _flatten(prefix: str, mapping: dict[Any, Any]) -> Iterator[tuple[str, Any]]:
@@ -243,7 +263,30 @@ def _load_env(config: Config, env: Mapping[str, str]) -> None:
         for name in names:
             if env.get(name):
                 _apply(config, dotted, env[name], f"environment variable {name}")
+                config.sources[dotted] = f"environment variable {name}"
                 break
+
+
+def _setting(config: Config, dotted: str) -> Any:
+    section, _, key = dotted.partition(".")
+    return getattr(getattr(config, section), key) if key else getattr(config, dotted)
+
+
+def check_ranges(config: Config) -> None:
+    """Refuse a number outside :data:`RANGES` (or NaN), naming the key, the range and where the value came from."""
+    for dotted, (low, high) in RANGES.items():
+        value = _setting(config, dotted)
+        if isinstance(value, (int, float)) and math.isfinite(value) and low <= value <= high:
+            continue
+        where = config.sources.get(dotted, DEFAULT_SOURCE)
+        raise SettingError(f"{where}: {dotted} must be between {low:g} and {high:g}, got {value!r}",
+                           hint=f"set {dotted} to a number from {low:g} to {high:g}")
+
+
+def mosaics_url(url: str) -> str:
+    """The Basemaps mosaics endpoint, given it or the API root as Planet's SDK takes it (``.../basemaps/v1``)."""
+    url = url.rstrip("/")
+    return url if url.endswith("/mosaics") else f"{url}/mosaics"
 
 
 def load_config(
@@ -264,5 +307,10 @@ def load_config(
     for dotted, value in overrides.items():
         if value is not None:
             _apply(config, dotted, value, f"option for {dotted}")
+            config.sources[dotted] = f"option for {dotted}"
     config.api_key = api_key or env.get("PL_API_KEY", "")
+    if config.api_key:
+        config.sources["api_key"] = "option --api-key" if api_key else "environment variable PL_API_KEY"
+    config.planet.basemaps_url = mosaics_url(config.planet.basemaps_url)
+    check_ranges(config)
     return config

@@ -23,6 +23,12 @@ class ConfigError(FlowzeroError):
     """The configuration file or a setting is invalid."""
 
 
+class SettingError(ConfigError):
+    """A setting's value is unusable (wrong type, out of range): bad input, fixed by changing it."""
+
+    exit_code = 2
+
+
 class UsageError(FlowzeroError):
     """A command was given input it cannot use (bad date, missing column, unknown id...)."""
 

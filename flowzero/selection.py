@@ -6,6 +6,7 @@ a server. Coverage is a ratio of geodesic areas on the WGS84 ellipsoid, the same
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta, timezone
@@ -108,17 +109,62 @@ def coverage_pct(footprint: AOIGeometry, aoi_geometry: AOIGeometry) -> float:
     return max(0.0, min(100.0, 100.0 * _area(overlap) / aoi_area))
 
 
-def scene_from_feature(feature: dict[str, Any], aoi_geometry: AOIGeometry) -> Scene:
-    """A Data API search feature -> :class:`Scene` with its coverage of the AOI."""
+class BadSearchResult(UsageError):
+    """A search result that cannot be a scene (not an object, no text id, a malformed time, cloud cover or
+    footprint): the search skips it, says so, and keeps the others."""
+
+
+def _cloud_cover(value: Any, label: str) -> float:
+    if value is None:
+        return 0.0
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise BadSearchResult(f"search result {label}: cloud_cover {value!r} is not a number")
+    return float(value)
+
+
+def scene_from_feature(feature: Any, aoi_geometry: AOIGeometry) -> Scene:
+    """A Data API search feature -> :class:`Scene` with its coverage of the AOI; BadSearchResult if it cannot be."""
+    from shapely.errors import ShapelyError
+
+    if not isinstance(feature, dict):
+        raise BadSearchResult(f"search result {str(feature)[:40]!r} is not a JSON object")
+    ident = feature.get("id")
+    label = repr(ident)[:60]
     props = feature.get("properties") or {}
     geometry = feature.get("geometry") or {}
+    if not isinstance(props, dict) or not isinstance(geometry, dict):
+        raise BadSearchResult(f"search result {label}: properties and geometry must be JSON objects")
     acquired = props.get("acquired")
-    if not feature.get("id") or not acquired:
-        raise UsageError(f"search result {feature.get('id', '?')!r} has no id or acquired time")
-    acquired_datetime(acquired)  # fail early on a malformed timestamp
-    coverage = coverage_pct(geometry, aoi_geometry) if geometry else 0.0
-    return Scene(id=str(feature["id"]), acquired=acquired, cloud_cover=float(props.get("cloud_cover") or 0.0),
-                 coverage_pct=coverage, geometry=geometry, properties=props)
+    if not isinstance(ident, str) or not ident.strip() or not acquired:
+        raise BadSearchResult(f"search result {label} has no id (as text) or acquired time")
+    try:
+        acquired_datetime(acquired)  # fail early on a malformed timestamp
+    except UsageError as exc:
+        raise BadSearchResult(f"search result {label}: {exc.message}") from None
+    cloud = _cloud_cover(props.get("cloud_cover"), label)
+    try:
+        coverage = coverage_pct(geometry, aoi_geometry) if geometry else 0.0
+    except (ValueError, TypeError, AttributeError, KeyError, RecursionError, ShapelyError) as exc:
+        raise BadSearchResult(f"search result {label}: unreadable footprint ({exc})") from None
+    return Scene(id=ident, acquired=acquired, cloud_cover=cloud, coverage_pct=coverage, geometry=geometry,
+                 properties=props)
+
+
+def scenes_from_results(features: Iterable[Any], aoi_geometry: AOIGeometry) -> tuple[list[Scene], list[str]]:
+    """Every usable search result as a scene, once each (pages may overlap), and why the others were skipped."""
+    scenes: dict[str, Scene] = {}
+    skipped: list[str] = []
+    for feature in features:
+        ident = feature.get("id") if isinstance(feature, dict) else None
+        if isinstance(ident, str) and ident in scenes:
+            continue
+        try:
+            scene = scene_from_feature(feature, aoi_geometry)
+        except BadSearchResult as exc:
+            skipped.append(exc.message)
+            continue
+        scenes[scene.id] = scene
+    return list(scenes.values()), skipped
 
 
 def _rounded(coverage: float) -> float:

@@ -2,8 +2,9 @@
 
 Each test runs once per backend (``sqlite`` on a real file, ``postgres`` on a real server started by
 ``tests/fixtures/postgres.py``), through ``open_store`` as flowzero itself opens stores. Covered: every
-``OrderStore`` method, intents, copies between stores, claims (expiry and takeover, several threads and several
-processes claiming at once: exactly one wins), migrations applied once by 8 processes opening a new database.
+``OrderStore`` method, intents and intent claims, copies between stores, claims (expiry and takeover, several
+threads and several processes claiming at once: exactly one wins), migrations applied once by 8 processes opening
+a new database.
 """
 
 from __future__ import annotations
@@ -309,6 +310,58 @@ def test_intents_record_resolve_and_list(store: Any) -> None:
     assert [i["resolved_at"] is None for i in store.list_intents()] == [False, True]
 
 
+def test_intent_claims_hold_renew_release_and_hand_over_orphans(store: Any) -> None:
+    got = store.claim_intent("flowzero-a", {"aoi": "A"}, "host-a:1:aa", 60)
+    assert got.taken and not got.orphan
+    [pending] = store.pending_intents()
+    assert (pending["order_name"], pending["details"], pending["owner"]) == ("flowzero-a", {"aoi": "A"}, "host-a:1:aa")
+    assert pending["lease_expires_at"] > pending["created_at"]
+    held = store.claim_intent("flowzero-a", {"aoi": "other"}, "host-b:2:bb", 60)
+    assert not held.taken and held.holder == "host-a:1:aa" and held.expires_at == pending["lease_expires_at"]
+    assert store.claim_intent("flowzero-a", {"aoi": "A"}, "host-a:1:aa", 60).taken  # its own: renewed
+    assert store.renew_intent("flowzero-a", "host-a:1:aa", 120) is True
+    assert store.pending_intents()[0]["lease_expires_at"] > pending["lease_expires_at"]
+    assert store.renew_intent("flowzero-a", "host-b:2:bb", 60) is False
+    assert store.release_intent("flowzero-a", "host-b:2:bb") is False  # only its owner lets it go
+    assert store.release_intent("flowzero-a", "host-a:1:aa") is True
+    [free] = store.pending_intents()
+    assert (free["owner"], free["lease_expires_at"], free["details"]) == (None, None, {"aoi": "A"})
+    orphan = store.claim_intent("flowzero-a", {"aoi": "new"}, "host-b:2:bb", 60)
+    assert orphan.taken and orphan.orphan and orphan.details == {"aoi": "A"}  # what the gone run recorded
+    assert store.resolve_intent("flowzero-a", "order-1") is True
+    assert store.renew_intent("flowzero-a", "host-b:2:bb", 60) is False  # resolved: nothing to hold
+    again = store.claim_intent("flowzero-a", {"aoi": "again"}, "host-c:3:cc", 60)  # placed again (it failed)
+    assert again.taken and not again.orphan
+    [renewed] = store.pending_intents()
+    assert (renewed["details"], renewed["owner"]) == ({"aoi": "again"}, "host-c:3:cc")
+
+
+def test_intent_whose_lease_ran_out_is_an_orphan_the_late_owner_cannot_take_back(store: Any) -> None:
+    assert store.claim_intent("flowzero-x", {"n": 1}, "dead-run", 0.3).taken
+    assert store.claim_intent("flowzero-x", {}, "live-run", 30).taken is False
+    time.sleep(0.4)
+    got = store.claim_intent("flowzero-x", {}, "live-run", 30)
+    assert got.taken and got.orphan and got.details == {"n": 1}
+    assert store.renew_intent("flowzero-x", "dead-run", 30) is False
+    assert store.pending_intents()[0]["owner"] == "live-run"
+
+
+def test_claiming_only_pending_intents_leaves_absent_and_resolved_ones_alone(store: Any) -> None:
+    absent = store.claim_intent("flowzero-none", {}, "w", 60, pending_only=True)
+    assert (absent.taken, absent.holder) == (False, None) and store.list_intents() == []
+    store.record_intent("flowzero-done", {"aoi": "D"})
+    store.resolve_intent("flowzero-done", "order-9")
+    assert store.claim_intent("flowzero-done", {}, "w", 60, pending_only=True).taken is False
+    assert [(i["order_id"], i["resolved_at"] is not None) for i in store.list_intents()] == [("order-9", True)]
+    store.record_intent("flowzero-old", {"aoi": "O"})  # written without an owner (before schema 3): an orphan
+    got = store.claim_intent("flowzero-old", {}, "w", 60, pending_only=True)
+    assert got.taken and got.orphan and got.details == {"aoi": "O"}
+    with pytest.raises(ValueError):
+        store.claim_intent("flowzero-old", {}, "", 60)
+    with pytest.raises(ValueError):
+        store.claim_intent("flowzero-old", {}, "w", 0)
+
+
 # -- claims -----------------------------------------------------------------------------------------------------
 
 
@@ -330,6 +383,24 @@ def test_claim_release_and_renew(store: Any, make_order: MakeOrder) -> None:
     assert store.claim("o-1", "host-b:2:bb", 60) is True
     after = store.get_order("o-1")
     assert after == before  # claims touch no order field, not even updated_at
+
+
+def test_a_claim_says_where_its_holder_delivers(store: Any, make_order: MakeOrder) -> None:
+    store.save_order(make_order("o-1"))
+    assert store.claim("o-1", "w1", 60, "s3://bucket/prefix/")
+    assert store.get_claim("o-1")["destination"] == "s3://bucket/prefix/"
+    assert store.claim("o-1", "w1", 60, "/data/out")  # renewed for where it delivers now
+    assert store.get_claim("o-1")["destination"] == "/data/out"
+    assert store.release("o-1", "w1")
+    assert store.claim("o-1", "w2", 60)
+    assert store.get_claim("o-1")["destination"] is None  # not said: nothing left over from the last holder
+
+
+def test_integrity_check_passes_on_a_sound_store(store: Any, make_order: MakeOrder) -> None:
+    store.save_order(make_order("o-1"))
+    assert store.check_integrity() is None
+    assert store.check_integrity() is None  # again: cheap, nothing changes
+    assert store.get_order("o-1") is not None
 
 
 def test_claims_survive_upserts_and_status_updates(store: Any, make_order: MakeOrder) -> None:
@@ -376,22 +447,20 @@ def test_claims_from_another_connection_are_seen(backend: Backend, store: Any, m
     assert store.claim("o-1", "w-mine", 60)
 
 
-def test_threads_claiming_at_once_exactly_one_wins_each_order(backend: Backend, make_order: MakeOrder) -> None:
-    setup = backend.open()
-    orders = [f"o-{i:02d}" for i in range(12)]
-    for order_id in orders:
-        setup.save_order(make_order(order_id))
+def _one_winner_each(backend: Backend, keys: list[str], take: Callable[[Any, str, str], bool]) -> dict[str, int]:
+    """THREADS threads, each with its own connection, all ``take(store, key, worker)`` every key at once;
+    returns the one winning thread of each key (the test fails if any key had none or several)."""
     stores = [backend.open() for _ in range(THREADS)]
     barrier = threading.Barrier(THREADS)
-    wins: dict[str, list[int]] = {order_id: [] for order_id in orders}
+    wins: dict[str, list[int]] = {key: [] for key in keys}
     errors: list[str] = []
 
     def contend(n: int) -> None:
         try:
             barrier.wait(timeout=30)
-            for order_id in orders:
-                if stores[n].claim(order_id, f"worker-{n}", 60):
-                    wins[order_id].append(n)
+            for key in keys:
+                if take(stores[n], key, f"worker-{n}"):
+                    wins[key].append(n)
         except BaseException:
             errors.append(traceback.format_exc())
 
@@ -401,9 +470,28 @@ def test_threads_claiming_at_once_exactly_one_wins_each_order(backend: Backend, 
     for thread in threads:
         thread.join(timeout=60)
     assert errors == []
-    assert {order_id: len(winners) for order_id, winners in wins.items()} == {order_id: 1 for order_id in orders}
-    for order_id, [winner] in wins.items():
+    assert {key: len(winners) for key, winners in wins.items()} == {key: 1 for key in keys}
+    return {key: winners[0] for key, winners in wins.items()}
+
+
+def test_threads_claiming_at_once_exactly_one_wins_each_order(backend: Backend, make_order: MakeOrder) -> None:
+    setup = backend.open()
+    orders = [f"o-{i:02d}" for i in range(12)]
+    for order_id in orders:
+        setup.save_order(make_order(order_id))
+    winners = _one_winner_each(backend, orders, lambda store, key, worker: store.claim(key, worker, 60))
+    for order_id, winner in winners.items():
         assert setup.get_claim(order_id)["worker"] == f"worker-{winner}"
+
+
+def test_threads_claiming_the_same_intents_at_once_exactly_one_takes_each(backend: Backend) -> None:
+    names = [f"flowzero-n{i:02d}" for i in range(12)]
+    winners = _one_winner_each(backend, names, lambda store, key, worker: store.claim_intent(
+        key, {"by": worker}, worker, 60).taken)
+    pending = {i["order_name"]: i for i in backend.open().pending_intents()}
+    for name, winner in winners.items():
+        assert pending[name]["owner"] == f"worker-{winner}"
+        assert pending[name]["details"] == {"by": f"worker-{winner}"}  # the loser wrote nothing
 
 
 # -- processes: migrations once, and one claim winner -----------------------------------------------------------

@@ -48,13 +48,15 @@ def test_schema_has_the_seed_columns_and_indexes(store: SqliteOrderStore) -> Non
     assert columns == ["order_id", "aoi_name", "order_type", "batch_id", "start_date", "end_date", "status",
                        "num_bands", "product_bundle", "clipped", "aoi_area_sqkm", "scenes_selected",
                        "scenes_found", "quota_hectares", "batch_order", "mosaic_name", "order_name",
-                       "metadata", "created_at", "updated_at", "claimed_by", "claim_expires_at"]
+                       "metadata", "created_at", "updated_at", "claimed_by", "claim_expires_at",
+                       "claim_destination"]
     indexed = {tuple(r[2] for r in conn.execute(f"PRAGMA index_info('{name}')"))
                for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' "
                                            "AND tbl_name = 'orders' AND name LIKE 'idx_%'")}
     assert indexed == {("aoi_name",), ("batch_id",), ("status",), ("aoi_name", "start_date", "end_date")}
     intent_columns = [r[1] for r in conn.execute("PRAGMA table_info(order_intents)")]
-    assert intent_columns == ["order_name", "details", "created_at", "order_id", "resolved_at"]
+    assert intent_columns == ["order_name", "details", "created_at", "order_id", "resolved_at", "owner",
+                              "lease_expires_at"]
 
 
 def test_a_newer_schema_is_refused_without_touching_it(db_path: Path) -> None:

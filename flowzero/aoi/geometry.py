@@ -110,7 +110,7 @@ def validate_polygonal(geometry: GeometryLike, where: str) -> BaseGeometry:
         raise AOIError(f"{where}: has no geometry")
     try:
         geom = _shape(geometry)
-    except (ValueError, TypeError, AttributeError, KeyError, shapely.errors.GEOSException) as exc:
+    except (ValueError, TypeError, AttributeError, KeyError, RecursionError, shapely.errors.ShapelyError) as exc:
         raise AOIError(f"{where}: unreadable geometry ({exc})") from None
     geom = shapely.force_2d(_flatten_polygonal(geom, where))
     if geom.is_empty:
@@ -125,6 +125,7 @@ def validate_polygonal(geometry: GeometryLike, where: str) -> BaseGeometry:
             f"(x {minx:.6g}..{maxx:.6g}, y {miny:.6g}..{maxy:.6g})",
             hint="GeoJSON must use WGS84 lon/lat; a shapefile in another CRS needs its .prj file",
         )
+    _refuse_antimeridian_crossing(geom, where)
     if not geom.is_valid:
         reason = shapely.is_valid_reason(geom)
         raise AOIError(f"{where}: invalid polygon ({reason})",
@@ -132,6 +133,25 @@ def validate_polygonal(geometry: GeometryLike, where: str) -> BaseGeometry:
     if geom.area <= 0:
         raise AOIError(f"{where}: the polygon has no area")
     return geom
+
+
+def _refuse_antimeridian_crossing(geom: BaseGeometry, where: str) -> None:
+    """Refuse a ring with an edge spanning more than 180° of longitude: one drawn across the antimeridian.
+
+    Decision (issue #19 item 13): refused, not split. Read as GeoJSON (RFC 7946), such an edge runs the long way
+    round, so the polygon sent to Planet would span the globe while its geodesic area (and so the quota) is that
+    of the small polygon meant; flowzero cannot tell which was meant. RFC 7946 §3.1.9 asks for such areas to be
+    cut in two at ±180°: a MultiPolygon cut that way is accepted, and its area, quota and search agree.
+    """
+    import numpy as np
+    import shapely
+
+    for polygon in _polygons(geom):
+        for ring in (polygon.exterior, *polygon.interiors):
+            longitudes = shapely.get_coordinates(ring)[:, 0]
+            if len(longitudes) > 1 and float(np.abs(np.diff(longitudes)).max()) > 180.0:
+                raise AOIError(f"{where}: the polygon crosses the antimeridian (180° longitude)",
+                               hint="cut it in two at 180°, one part on each side, as a MultiPolygon")
 
 
 def reproject_to_wgs84(geometry: BaseGeometry, crs: CRS) -> BaseGeometry:

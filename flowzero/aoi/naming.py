@@ -22,19 +22,25 @@ def normalize_name(stem: str) -> str:
     return name or stem
 
 
+def _shown(raw: str) -> str:
+    """A refused name as a message shows it: at most 40 characters."""
+    return raw if len(raw) <= 40 else raw[:40] + "..."
+
+
 def sanitize_name(name: str) -> str:
     """A name usable as one folder / S3 key segment: path tricks refused, other odd characters -> ``_``."""
     raw = (name or "").strip()
     if not raw:
         raise AOIError("an AOI name cannot be empty")
     if "/" in raw or "\\" in raw or ".." in raw:
-        raise AOIError(f"invalid AOI name '{raw}': it must not contain '/', '\\' or '..'",
+        raise AOIError(f"invalid AOI name '{_shown(raw)}': it must not contain '/', '\\' or '..'",
                        hint="use letters, digits, '_', '-' and '.'")
     if any(ord(ch) < 32 for ch in raw):
         raise AOIError("invalid AOI name: it contains control characters")
     safe = _UNSAFE.sub("_", raw).strip("_.")
     if not safe:
-        raise AOIError(f"invalid AOI name '{raw}': nothing usable is left after removing special characters")
+        raise AOIError(f"invalid AOI name '{_shown(raw)}': nothing usable is left after removing special "
+                       "characters")
     if len(safe) > MAX_NAME_LENGTH:
         raise AOIError(f"invalid AOI name '{safe[:20]}...': longer than {MAX_NAME_LENGTH} characters")
     return safe

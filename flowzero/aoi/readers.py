@@ -1,6 +1,8 @@
 """Read AOI files: GeoJSON (any of its shapes) and shapefiles (reprojected to WGS84 from their .prj).
 
-Every failure is an AOIError naming the file, so a bad AOI is one clear line, never a traceback.
+Every failure is an AOIError naming the file, so a bad AOI is one clear line, never a traceback. Files are
+checked before they are opened: only regular files of at most :data:`MAX_AOI_FILE_BYTES` are read (a FIFO would
+block, /dev/zero never end, a sparse 2 GB file fill the memory), and each part of a shapefile likewise.
 """
 
 from __future__ import annotations
@@ -8,6 +10,8 @@ from __future__ import annotations
 import codecs
 import json
 import logging
+import stat
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
@@ -29,6 +33,37 @@ _GEOMETRY_TYPES = ("Point", "MultiPoint", "LineString", "MultiLineString", "Poly
                    "GeometryCollection")
 _POLYGON_SHAPE_TYPES = (5, 15, 25)  # POLYGON, POLYGONZ, POLYGONM
 _WGS84_NAMES = ("urn:ogc:def:crs:OGC:1.3:CRS84", "urn:ogc:def:crs:OGC::CRS84", "CRS84", "OGC:CRS84")
+# The largest AOI file, or shapefile part (.shp, .shx, .dbf, .prj, .cpg), that is read: a shapefile of thousands of
+# detailed gage polygons is a few MB; more than this is not an AOI (and would be held in memory whole).
+MAX_AOI_FILE_BYTES = 64 * 1024 * 1024
+
+
+def check_aoi_file(path: Path) -> None:
+    """Refuse, before opening it, anything but a regular file of at most :data:`MAX_AOI_FILE_BYTES`."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise AOIError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise AOIError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise AOIError(f"{path}: not a regular file", hint="give the path of a .geojson, .json or .shp file")
+    if info.st_size > MAX_AOI_FILE_BYTES:
+        raise AOIError(f"{path}: {info.st_size / 1e6:,.0f} MB is more than an AOI file may be "
+                       f"({MAX_AOI_FILE_BYTES / 1e6:,.0f} MB)", hint="simplify the AOI, or split the shapefile")
+
+
+def read_aoi_bytes(path: Path) -> bytes:
+    """The whole of a checked AOI file (:func:`check_aoi_file`), read with the cap in force."""
+    check_aoi_file(path)
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_AOI_FILE_BYTES + 1)
+    except OSError as exc:
+        raise AOIError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if len(data) > MAX_AOI_FILE_BYTES:  # it grew after the check
+        raise AOIError(f"{path}: more than an AOI file may be ({MAX_AOI_FILE_BYTES / 1e6:,.0f} MB)")
+    return data
 
 
 def load_aoi(path: str | Path, name: str | None = None) -> AOI:
@@ -61,17 +96,15 @@ def _aoi(path: Path, name: str | None, geometry: BaseGeometry) -> AOI:
 
 def _load_json(path: Path) -> Any:
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise AOIError(f"{path}: file not found") from None
+        text = read_aoi_bytes(path).decode("utf-8-sig")
     except UnicodeDecodeError:
         raise AOIError(f"{path}: not a text file (GeoJSON must be UTF-8)") from None
-    except OSError as exc:
-        raise AOIError(f"{path}: cannot read ({exc.strerror})") from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise AOIError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    except RecursionError:
+        raise AOIError(f"{path}: JSON nested too deeply to be GeoJSON") from None
 
 
 def _geojson_crs(data: dict[str, Any], where: str) -> CRS | None:
@@ -79,7 +112,11 @@ def _geojson_crs(data: dict[str, Any], where: str) -> CRS | None:
     crs_member = data.get("crs")
     if not crs_member:
         return None
-    crs_name = ((crs_member.get("properties") or {}).get("name") if isinstance(crs_member, dict) else None)
+    properties = crs_member.get("properties") if isinstance(crs_member, dict) else None
+    crs_name = properties.get("name") if isinstance(properties, dict) else None
+    if not isinstance(properties, (dict, type(None))) or not isinstance(crs_name, (str, type(None))):
+        raise AOIError(f"{where}: malformed 'crs' member (expected {{\"properties\": {{\"name\": \"EPSG:...\"}}}})",
+                       hint="save the file as WGS84 (EPSG:4326) GeoJSON, without a crs member")
     if not crs_name or crs_name in _WGS84_NAMES:
         return None
     from pyproj import CRS
@@ -135,13 +172,13 @@ def read_geojson(path: str | Path, name: str | None = None) -> AOI:
 
 def validate_shape(geometry: Any, where: str) -> BaseGeometry:
     """A geometry dict as shapely, with unreadable input reported as an AOIError (no range checks)."""
-    from shapely.errors import GEOSException
+    from shapely.errors import ShapelyError
 
     from flowzero.aoi.geometry import _shape
 
     try:
         return _shape(geometry)
-    except (ValueError, TypeError, AttributeError, KeyError, GEOSException) as exc:
+    except (ValueError, TypeError, AttributeError, KeyError, RecursionError, ShapelyError) as exc:
         raise AOIError(f"{where}: unreadable geometry ({exc})") from None
 
 
@@ -159,7 +196,7 @@ class ShapefileContents:
 
 def _sibling(path: Path, ext: str) -> Path | None:
     for candidate in (path.with_suffix(ext), path.with_suffix(ext.upper())):
-        if candidate.is_file():
+        if candidate.exists():  # a folder or a FIFO of that name is refused by check_aoi_file, not skipped
             return candidate
     return None
 
@@ -173,8 +210,8 @@ def _shapefile_crs(path: Path) -> CRS:
         log.warning("%s has no .prj file; assuming WGS84 longitude/latitude", path)
         return CRS.from_epsg(4326)
     try:
-        return CRS.from_wkt(prj.read_text(encoding="utf-8", errors="replace").strip())
-    except (CRSError, OSError) as exc:
+        return CRS.from_wkt(read_aoi_bytes(prj).decode("utf-8", errors="replace").strip())
+    except CRSError as exc:
         raise AOIError(f"{prj}: unreadable projection ({exc})",
                        hint="re-export the shapefile with a valid .prj") from None
 
@@ -183,7 +220,7 @@ def _dbf_encoding(path: Path) -> str:
     cpg = _sibling(path, ".cpg")
     if cpg is None:
         return "utf-8"
-    name = cpg.read_text(encoding="ascii", errors="replace").strip() or "utf-8"
+    name = read_aoi_bytes(cpg).decode("ascii", errors="replace").strip() or "utf-8"
     try:
         return codecs.lookup(name).name
     except LookupError:
@@ -194,42 +231,54 @@ def _field_name(f: Any) -> str:
     return str(getattr(f, "name", None) or f[0])
 
 
+def _read_records(path: Path, shx: Path, dbf: Path, contents: ShapefileContents) -> None:
+    """The fields and every record of the shapefile into ``contents`` (geometries as read, not reprojected)."""
+    import shapefile
+    from shapely.geometry import shape
+
+    with path.open("rb") as shp_f, open(shx, "rb") as shx_f, open(dbf, "rb") as dbf_f, shapefile.Reader(
+        shp=shp_f, shx=shx_f, dbf=dbf_f, encoding=_dbf_encoding(path), encodingErrors="replace"
+    ) as reader:
+        if reader.shapeType not in _POLYGON_SHAPE_TYPES:
+            kind = getattr(reader, "shapeTypeName", str(reader.shapeType))
+            raise AOIError(f"{path}: contains {kind} shapes; an AOI shapefile must contain polygons",
+                           hint="export the area as polygons")
+        contents.fields = [_field_name(f) for f in reader.fields if _field_name(f) != "DeletionFlag"]
+        for item in reader.iterShapeRecords():
+            geometry = None
+            if item.shape.shapeType in _POLYGON_SHAPE_TYPES and item.shape.points:
+                geometry = shape(item.shape.__geo_interface__)
+            contents.records.append((geometry, dict(item.record.as_dict())))
+
+
 def read_shapefile_contents(path: str | Path) -> ShapefileContents:
     """Every record of a polygon shapefile, geometries reprojected to WGS84 but not yet validated."""
     import struct
 
     import shapefile
-    from shapely.geometry import shape
+    from shapely.errors import ShapelyError
 
     path = Path(path)
     if path.suffix.lower() != SHAPEFILE_SUFFIX:
         raise AOIError(f"{path}: not a .shp file")
-    if not path.is_file():
-        raise AOIError(f"{path}: file not found")
+    check_aoi_file(path)
     for ext in (".shx", ".dbf"):
         if _sibling(path, ext) is None:
             raise AOIError(f"{path}: {path.with_suffix(ext).name} is missing",
                            hint="a shapefile needs its .shp, .shx and .dbf files side by side")
     crs = _shapefile_crs(path)
     shx, dbf = _sibling(path, ".shx"), _sibling(path, ".dbf")
+    check_aoi_file(shx)
+    check_aoi_file(dbf)
     contents = ShapefileContents(path=path, fields=[])
     try:
-        with path.open("rb") as shp_f, open(shx, "rb") as shx_f, open(dbf, "rb") as dbf_f, shapefile.Reader(
-            shp=shp_f, shx=shx_f, dbf=dbf_f, encoding=_dbf_encoding(path), encodingErrors="replace"
-        ) as reader:
-            if reader.shapeType not in _POLYGON_SHAPE_TYPES:
-                kind = getattr(reader, "shapeTypeName", str(reader.shapeType))
-                raise AOIError(f"{path}: contains {kind} shapes; an AOI shapefile must contain polygons",
-                               hint="export the area as polygons")
-            contents.fields = [_field_name(f) for f in reader.fields if _field_name(f) != "DeletionFlag"]
-            for item in reader.iterShapeRecords():
-                geometry = None
-                if item.shape.shapeType in _POLYGON_SHAPE_TYPES and item.shape.points:
-                    geometry = shape(item.shape.__geo_interface__)
-                contents.records.append((geometry, dict(item.record.as_dict())))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pyshp's "possibly corrupt header" warnings: the error says it once
+            _read_records(path, shx, dbf, contents)
     except AOIError:
         raise
-    except (shapefile.ShapefileException, struct.error, ValueError, IndexError, OSError) as exc:
+    except (shapefile.ShapefileException, struct.error, ValueError, IndexError, KeyError, TypeError, OSError,
+            RecursionError, ShapelyError) as exc:  # what a garbage .shp, .shx or .dbf makes pyshp or shapely raise
         raise AOIError(f"{path}: cannot read the shapefile ({exc})") from None
     if not contents.records:
         raise AOIError(f"{path}: the shapefile contains no shapes")

@@ -60,7 +60,9 @@ def _fail(ctx: click.Context, message: str, hint: str | None, code: int, exc: Ba
     line = f"Error: {message}"
     if hint:
         line += f" (hint: {hint})"
-    click.echo(line, err=True)
+    from flowzero.cli.output import printable
+
+    click.echo(" ".join(part.strip() for part in printable(line).splitlines() if part.strip()), err=True)
     ctx.exit(code)
 
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import click
 
 from flowzero.cli.context import AppContext
-from flowzero.cli.output import emit_json, info, json_option, print_table
+from flowzero.cli.output import echo, emit_json, info, json_option, print_table
 
 if TYPE_CHECKING:
     from flowzero.models import Order
@@ -165,8 +165,8 @@ def import_json(app: AppContext, path: str, as_json: bool) -> None:
         info(f"skipped {problem}", app.quiet)
     if len(report.problems) > 20:
         info(f"... and {len(report.problems) - 20} more invalid records", app.quiet)
-    click.echo(f"{report.imported} imported, {report.already_present} already present, "
-               f"{report.invalid} invalid (of {report.total} records in {path})")
+    echo(f"{report.imported} imported, {report.already_present} already present, "
+         f"{report.invalid} invalid (of {report.total} records in {path})")
 
 
 @db_group.command("copy")
@@ -204,8 +204,8 @@ def copy_cmd(app: AppContext, target: str, source: Optional[str], as_json: bool)
         return
     for kind in ("orders", "intents"):
         c = counts[kind]
-        click.echo(f"{kind}: {c.added} copied, {c.updated} updated, {c.unchanged} already there")
-    click.echo(f"from {origin.location} to {destination.location}")
+        echo(f"{kind}: {c.added} copied, {c.updated} updated, {c.unchanged} already there")
+    echo(f"from {origin.location} to {destination.location}")
 
 
 def register(cli: click.Group) -> None:

@@ -5,13 +5,14 @@ Only click is imported at module level; the delivery machinery is imported when 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
 from flowzero.cli.context import AppContext
-from flowzero.cli.output import emit_json, info, json_option, print_table
+from flowzero.cli.output import echo, emit_json, info, json_option, print_table
 
 if TYPE_CHECKING:
     from flowzero.delivery.deliver import DeliverySettings, OrderOutcome
@@ -61,6 +62,9 @@ def _settings(app: AppContext, output: str | None, overwrite: bool, downloader: 
         plugins.get("downloaders", name)  # an unknown name fails now, before Planet is asked anything
     if wait_timeout is not None and not wait:
         raise UsageError("--wait-timeout only makes sense with --wait")
+    if wait_timeout is not None and not (math.isfinite(wait_timeout) and wait_timeout > 0):
+        raise UsageError(f"--wait-timeout {wait_timeout:g}: give a number of seconds above 0",
+                         hint="leave --wait-timeout out to wait until the order is final")
     import sys
 
     show = not (as_json or app.quiet) and sys.stderr.isatty()
@@ -125,11 +129,15 @@ def _print_outcomes(title: str, outcomes: Sequence[OrderOutcome]) -> None:
     rows = [(o.order_id, o.aoi_name, o.state, _RESULT_WORDS.get(o.category, o.category), _detail(o))
             for o in outcomes]
     print_table(title, ("order id", "aoi", "state", "result", "detail"), rows)
-    click.echo(f"Summary: {_summary_line(_summary_counts(outcomes))}")
+    echo(f"Summary: {_summary_line(_summary_counts(outcomes))}")
 
 
-def _exit_status(ctx: click.Context, outcomes: Sequence[OrderOutcome]) -> None:
-    if any(o.failing for o in outcomes):
+def _exit_status(ctx: click.Context, outcomes: Sequence[OrderOutcome], settings: DeliverySettings) -> None:
+    """1 if an order failed, a file could not be delivered, or another run held an order for another
+    destination (nothing was delivered here)."""
+    from flowzero.delivery.claims import delivered_elsewhere_only
+
+    if any(o.failing or delivered_elsewhere_only(o, settings.destination) for o in outcomes):
         ctx.exit(1)
 
 
@@ -157,7 +165,7 @@ def check_order_status(ctx: click.Context, order_id: str, output: str | None, as
     """
     from flowzero.delivery.cloud import is_cloud_order
     from flowzero.delivery.deliver import check_orders
-    from flowzero.errors import UsageError
+    from flowzero.errors import PlanetError, UsageError
 
     app: AppContext = ctx.obj
     settings = _settings(app, output, overwrite, downloader, use_s5cmd, wait, wait_timeout, as_json, assets,
@@ -172,6 +180,9 @@ def check_order_status(ctx: click.Context, order_id: str, output: str | None, as
     gate = _gate(store, settings, True, say) if delivers else None
     [outcome] = check_orders([(order_id, record)], app.planet(), store, app.config, settings, say, gate)
     if record is None and outcome.category == "error":
+        if outcome.status_code != 404:  # Planet failed (5xx, unreachable...): the id may well be right
+            raise PlanetError(f"order {order_id} is not in the order database and Planet could not be asked: "
+                              f"{outcome.message}", hint="try again later", status_code=outcome.status_code)
         raise UsageError(f"unknown order id '{order_id}': not in the order database, "
                          f"and Planet: {outcome.message}",
                          hint="check the id with `flowzero db list-orders`")
@@ -179,7 +190,7 @@ def check_order_status(ctx: click.Context, order_id: str, output: str | None, as
         emit_json(outcome.to_dict())
     else:
         _print_outcomes(f"Order {order_id}", [outcome])
-    _exit_status(ctx, [outcome])
+    _exit_status(ctx, [outcome], settings)
 
 
 @click.command("batch-check-status")
@@ -226,7 +237,7 @@ def batch_check_status(ctx: click.Context, batch_id: str, output: str | None, as
                    "orders": [o.to_dict() for o in outcomes]})
     else:
         _print_outcomes(f"Batch {batch_id} ({len(outcomes)} orders)", outcomes)
-    _exit_status(ctx, outcomes)
+    _exit_status(ctx, outcomes, settings)
 
 
 def register(cli: click.Group) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from flowzero.cli.context import AppContext
-from flowzero.cli.output import emit_json, info, json_option, print_table
+from flowzero.cli.output import echo, emit_json, info, json_option, print_table
 
 
 @click.group("destinations")
@@ -65,7 +65,7 @@ def register_destination(app: AppContext, name: str, bucket: str | None, endpoin
     if as_json:
         emit_json(row)
         return
-    click.echo(f"registered {row['name']} ({kind}, bucket {bucket}): {row['ref']}")
+    echo(f"registered {row['name']} ({kind}, bucket {bucket}): {row['ref']}")
     info(f"order with it: export FLOWZERO_DELIVERY_DESTINATION_REF={row['ref']} "
          "(or delivery.destination_ref in config.yaml) and --delivery cloud", app.quiet)
 
@@ -82,7 +82,7 @@ def list_destinations(app: AppContext, as_json: bool) -> None:
         emit_json(rows)
         return
     if not rows:
-        click.echo("No destinations registered; see `flowzero destinations register --help`.")
+        echo("No destinations registered; see `flowzero destinations register --help`.")
         return
     print_table("Planet destinations", ["name", "type", "bucket", "endpoint", "ref"],
                 [tuple(r.values()) for r in rows])

@@ -14,15 +14,13 @@ without waiting for its lease to run out.
 
 from __future__ import annotations
 
-import os
-import socket
-import threading
-import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Callable
 
+from flowzero import leases
 from flowzero.delivery.deliver import OrderOutcome, select_orders
 from flowzero.errors import FlowzeroError
+from flowzero.leases import holder_is_gone, worker_id
 
 if TYPE_CHECKING:
     from flowzero.delivery.destination import Destination
@@ -35,77 +33,43 @@ ELSEWHERE = "elsewhere"
 Say = Callable[[str], None]
 
 
-def worker_id() -> str:
-    """``host:pid:random``: unique per run, and tells a person where the holder of an order runs."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
-
-
-def holder_is_gone(worker: str) -> bool:
-    """Whether a claim's holder was a run on this machine whose process no longer exists (killed, crashed).
-
-    Its claim need not run out first: a rerun right after a crash takes the order at once. Holders on other
-    machines, or whose process may still run, keep their lease.
-    """
-    from flowzero.delivery.leftovers import process_alive
-
-    host, _, rest = worker.partition(":")
-    pid = rest.partition(":")[0]
-    return host == socket.gethostname() and pid.isdigit() and not process_alive(int(pid))
-
-
 def supports_claims(store: Any) -> bool:
     return all(callable(getattr(store, name, None)) for name in ("claim", "release", "get_claim"))
 
 
-class LeaseKeeper:
-    """Renews the leases of the orders in hand every third of a lease, from a background thread."""
+class LeaseKeeper(leases.LeaseKeeper):
+    """Renews the claims on the orders in hand (see :class:`flowzero.leases.LeaseKeeper`)."""
 
-    def __init__(self, store: Any, worker: str, lease_seconds: float, order_ids: Sequence[str], say: Say) -> None:
-        self._store = store
-        self._worker = worker
-        self._lease = lease_seconds
-        self._ids = set(order_ids)
-        self._ids_lock = threading.Lock()
-        self._say = say
-        self._stop = threading.Event()
-        self._lost: set[str] = set()
-        self._thread = threading.Thread(target=self._run, name="flowzero-lease", daemon=True)
-
-    def add(self, order_id: str) -> None:
-        with self._ids_lock:
-            self._ids.add(order_id)
-
-    def discard(self, order_id: str) -> None:
-        with self._ids_lock:
-            self._ids.discard(order_id)
-
-    def __enter__(self) -> LeaseKeeper:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._lease / 3):
-            with self._ids_lock:
-                in_hand = sorted(self._ids)
-            for order_id in in_hand:
-                if order_id in self._lost:
-                    continue
-                try:
-                    kept = self._store.claim(order_id, self._worker, self._lease)
-                except FlowzeroError as exc:
-                    self._say(f"could not renew the claim on order {order_id}: {exc.message}")
-                    continue
-                if not kept:
-                    self._lost.add(order_id)
-                    self._say(f"lost the claim on order {order_id} (its lease ran out); another run may take it")
+    def __init__(self, store: Any, worker: str, lease_seconds: float, order_ids: Sequence[str], say: Say,
+                 destination: str | None = None) -> None:
+        super().__init__(lambda order_id: bool(store.claim(order_id, worker, lease_seconds, destination)),
+                         lease_seconds, order_ids, say, "order")
 
 
-def _elsewhere(record: Order, message: str) -> OrderOutcome:
-    return OrderOutcome(record.order_id, record.aoi_name, record.status or "unknown", ELSEWHERE, message=message)
+def _elsewhere(record: Order, message: str, destination: str | None = None) -> OrderOutcome:
+    return OrderOutcome(record.order_id, record.aoi_name, record.status or "unknown", ELSEWHERE,
+                        destination=destination, message=message)
+
+
+def _held(record: Order, holder: dict[str, Any] | None, mine: str | None) -> OrderOutcome:
+    """The outcome of an order another run holds: in progress elsewhere when that run delivers it where this one
+    would (the work is shared), else held for another destination, so nothing was delivered to this one."""
+    worker = holder["worker"] if holder else "another run"
+    theirs = holder.get("destination") if holder else None
+    if theirs is None or theirs == mine:
+        return _elsewhere(record, f"in progress elsewhere ({worker})", theirs)
+    return _elsewhere(record, f"held by another run ({worker}) delivering to {theirs}; nothing delivered here",
+                      theirs)
+
+
+def delivered_elsewhere_only(outcome: OrderOutcome, destination: Destination | None) -> bool:
+    """Whether the outcome is an order another run holds for another destination: nothing arrived at this one.
+
+    Decision (issue #19 item 23): claims stay one per order; a run that finds the order held for another
+    destination says so and fails (exit status 1) rather than report success with nothing delivered.
+    """
+    mine = destination.describe() if destination is not None else None
+    return outcome.category == ELSEWHERE and outcome.destination is not None and outcome.destination != mine
 
 
 def _release_all(store: Any, order_ids: Sequence[str], worker: str, say: Say) -> None:
@@ -125,10 +89,11 @@ class ClaimGate:
     def __init__(self, store: Any, destination: Destination | None, force: bool, say: Say,
                  worker: str | None = None, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> None:
         self.store, self.destination, self.force, self.say = store, destination, force, say
+        self.where = destination.describe() if destination is not None else None
         self.worker = worker or worker_id()
         self.lease = lease_seconds
         self.chunk = CLAIM_CHUNK
-        self._keeper = LeaseKeeper(store, self.worker, lease_seconds, [], say)
+        self._keeper = LeaseKeeper(store, self.worker, lease_seconds, [], say, self.where)
         self._held: set[str] = set()
 
     def __enter__(self) -> ClaimGate:
@@ -144,9 +109,7 @@ class ClaimGate:
         """("work", fresh record) once claimed and still to do; ("held", outcome) if another run holds it;
         ("done", outcome) if it turned out to need no work (the claim is given back at once)."""
         if not self._claim(record.order_id):
-            holder = self.store.get_claim(record.order_id)
-            who = holder["worker"] if holder else "another run"
-            return "held", _elsewhere(record, f"in progress elsewhere ({who})")
+            return "held", _held(record, self.store.get_claim(record.order_id), self.where)
         fresh = self.store.get_order(record.order_id) or record
         _, settled = select_orders([fresh], self.destination, self.force)
         if settled:
@@ -168,11 +131,11 @@ class ClaimGate:
             _release_all(self.store, [order_id], self.worker, self.say)
 
     def _claim(self, order_id: str) -> bool:
-        if self.store.claim(order_id, self.worker, self.lease):
+        if self.store.claim(order_id, self.worker, self.lease, self.where):
             return True
         holder = self.store.get_claim(order_id)
         if holder is None or not holder_is_gone(holder["worker"]):
             return False
         self.say(f"order {order_id} was held by a run that is gone ({holder['worker']}); taking it over")
         self.store.release(order_id, holder["worker"])
-        return bool(self.store.claim(order_id, self.worker, self.lease))
+        return bool(self.store.claim(order_id, self.worker, self.lease, self.where))

@@ -71,6 +71,7 @@ class OrderOutcome:
     message: str = ""
     bytes: int = 0
     catalog: str | None = None  # the destination's STAC root (flowzero.stac), once this order is in it
+    status_code: int | None = None  # Planet's HTTP status when the order could not be checked
 
     @property
     def failing(self) -> bool:
@@ -95,6 +96,7 @@ class _Checked:
     plan: DeliveryPlan | None = None
     manifest: Manifest | None = None
     error: str | None = None
+    status_code: int | None = None
 
 
 def utc_now() -> str:
@@ -227,7 +229,8 @@ class _Run:
 
 
 def _checked(polled: Polled, settings: DeliverySettings) -> _Checked:
-    item = _Checked(polled.order_id, polled.record, polled.order_json, error=polled.error)
+    item = _Checked(polled.order_id, polled.record, polled.order_json, error=polled.error,
+                    status_code=polled.status_code)
     if polled.timed_out:
         state = str((polled.order_json or {}).get("state") or "pending")
         item.error = (f"order {polled.order_id} is still {redact(state)} after {settings.wait_timeout:g} s "
@@ -258,6 +261,7 @@ def _prepare(item: _Checked, planet: Any, settings: DeliverySettings, say: Say) 
             say(f"order {item.order_id}: its AOI is unknown here; files go under '{UNKNOWN_AOI}'")
     except FlowzeroError as exc:
         item.error = redact(exc.message)
+        item.status_code = getattr(exc, "status_code", None)
     except Exception as exc:  # one order's surprise must not sink the batch
         item.error = redact(f"{type(exc).__name__}: {exc}")
     return item
@@ -380,7 +384,8 @@ def _conclude(item: _Checked, results: list[TransferResult], settings: DeliveryS
               s3: Callable[[], S3Requests]) -> OrderOutcome:
     aoi = item.record.aoi_name if item.record else UNKNOWN_AOI
     if item.error is not None or item.order_json is None:
-        return OrderOutcome(item.order_id, aoi, "unknown", "error", message=item.error or "no answer")
+        return OrderOutcome(item.order_id, aoi, "unknown", "error", message=item.error or "no answer",
+                            status_code=item.status_code)
     order_json = item.order_json
     state = str(order_json.get("state", "unknown"))
     hints = [redact(str(h)) for h in order_json.get("error_hints") or []]

@@ -61,7 +61,31 @@ def parse_output(output: str, config: Any) -> Destination:
         if prefix:
             split_result_name(prefix)
         return Destination("s3", bucket, prefix)
-    return Destination("local", os.path.abspath(os.path.expanduser(value)))
+    folder = os.path.abspath(os.path.expanduser(value))
+    check_writable_folder(folder, f"--output {value}")
+    return Destination("local", folder)
+
+
+def check_writable_folder(folder: str, what: str) -> None:
+    """A local destination is a folder (or can become one) that files can be created in: checked before anything
+    is fetched, not once per file afterwards. The nearest existing folder is tried with a nameless temp file,
+    so a read-only place, or one like /proc where nothing can be created even by root, is found at once."""
+    import tempfile
+
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise UsageError(f"{what}: {folder} is a file, not a folder", hint="give a folder; it is created if missing")
+    existing = folder
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise UsageError(f"{what}: {existing} is a file, so no folder can be made under it",
+                         hint="give a folder; it is created if missing")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        raise UsageError(f"{what}: cannot create files in {existing} ({exc.strerror or exc})",
+                         hint="choose a folder you can write to") from None
 
 
 def write_document(destination: Destination, key: str, data: bytes, s3: S3Requests | None = None) -> bool:

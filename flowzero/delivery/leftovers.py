@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from flowzero.delivery.layout import join_key
+from flowzero.leases import process_alive
 
 if TYPE_CHECKING:
     from flowzero.delivery.s3requests import S3Requests
@@ -38,21 +39,6 @@ def temp_owner(file_name: str) -> int | None:
     """The process id in a flowzero temp file name, or None if the name is not one of flowzero's."""
     match = _TEMP_NAME.match(file_name)
     return int(match.group(1)) if match else None
-
-
-def process_alive(pid: int) -> bool:
-    """True if ``pid`` runs on this machine (or cannot be told apart from a running process)."""
-    if pid <= 0:
-        return True
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # e.g. another user's process
-        return True
-    return True
 
 
 def remove_stale_temp_files(folders: Sequence[str]) -> list[str]:

@@ -43,6 +43,7 @@ class Polled:
     record: Optional[Order]
     order_json: Optional[dict[str, Any]] = None
     error: Optional[str] = None
+    status_code: Optional[int] = None  # Planet's HTTP status when the poll failed
     timed_out: bool = False
 
 
@@ -189,7 +190,8 @@ class Poller:
         try:
             order_json = self._planet.get_order(entry.order_id)
         except FlowzeroError as exc:
-            self._finish(Polled(entry.order_id, entry.record, error=redact(exc.message)))
+            self._finish(Polled(entry.order_id, entry.record, error=redact(exc.message),
+                                status_code=getattr(exc, "status_code", None)))
             return
         except Exception as exc:  # one order's surprise must not sink the batch
             self._finish(Polled(entry.order_id, entry.record, error=redact(f"{type(exc).__name__}: {exc}")))

@@ -1,6 +1,8 @@
 """Where streamed bytes land before they are verified: nothing ever appears at a final name half-written.
 
-Local: a hidden temp file in the destination folder, fsync'd and renamed over the final name with os.replace.
+Local: a hidden temp file in the destination folder, fsync'd and renamed over the final name with os.replace;
+the file gets the mode any newly created file gets (``0666 & ~umask``), as the ``fast`` downloader's does,
+not mkstemp's private 0600.
 S3: a buffer of one part; small files are uploaded with one PutObject once verified, large ones as a multipart
 upload that is completed only after verification and aborted on any failure.
 """
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 from typing import Any, Protocol
 
 MIN_PART_SIZE = 5 * 1024 * 1024  # S3's smallest allowed part (except the last)
@@ -53,6 +56,7 @@ class LocalSink:
 
     def commit(self, metadata: dict[str, str]) -> None:
         self._file.flush()
+        os.fchmod(self._file.fileno(), 0o666 & ~current_umask())
         os.fsync(self._file.fileno())
         self._file.close()
         os.replace(self.temp_path, self.path)
@@ -65,6 +69,25 @@ class LocalSink:
             os.unlink(self.temp_path)
         except FileNotFoundError:
             pass
+
+
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where Linux tells (``/proc/self/status``); elsewhere it is
+    set and restored at once, under a lock."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
 
 
 def _fsync_dir(folder: str) -> None:

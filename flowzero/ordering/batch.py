@@ -14,8 +14,17 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from flowzero.errors import AuthError, FlowzeroError
-from flowzero.ordering.submit import EXISTS, ORDERED, RECOVERED, WOULD_ORDER, SubmitResult, submit_orders
+from flowzero.errors import AuthError, FlowzeroError, StorageError
+from flowzero.ordering.submit import (
+    ELSEWHERE,
+    EXISTS,
+    ORDERED,
+    RECOVERED,
+    WOULD_ORDER,
+    Owner,
+    SubmitResult,
+    submit_orders,
+)
 
 if TYPE_CHECKING:
     from flowzero.aoi import Gage
@@ -75,6 +84,24 @@ class BatchReport:
         return self._results(WOULD_ORDER)
 
     @property
+    def earlier_batches(self) -> dict[str, int]:
+        """The batches that hold the orders found already ordered, and how many of them each holds.
+
+        A rerun orders nothing new, so its own batch id holds none of them: these are the ids to check.
+        """
+        found: dict[str, int] = {}
+        for result in self.existing:
+            batch = result.order.batch_id if result.order is not None else None
+            if batch and batch != self.batch_id:
+                found[batch] = found.get(batch, 0) + 1
+        return found
+
+    @property
+    def elsewhere(self) -> list[SubmitResult]:
+        """Orders another live run was placing: nothing was placed for them here."""
+        return self._results(ELSEWHERE)
+
+    @property
     def no_scenes(self) -> list[ChunkOutcome]:
         return [o for o in self.outcomes if o.no_scenes]
 
@@ -108,7 +135,7 @@ def _settled(future: Future[None]) -> None:
     """Wait for ``future``; only a rejected key is raised here (other errors are the chunk's own)."""
     try:
         future.result()
-    except AuthError:
+    except (AuthError, StorageError):
         raise
     except Exception:
         pass
@@ -129,6 +156,7 @@ def run_batch(
     suffix: str | None = None,
     on_chunk: Callable[[ChunkOutcome], None] | None = None,
     delivery: Any = None,
+    owner: Owner | None = None,
 ) -> BatchReport:
     """Search, plan and submit every chunk (a pipeline, see the module docstring); ``on_chunk`` hears about
     each one in the shapefile's order, as soon as it and the chunks before it are done.
@@ -138,8 +166,9 @@ def run_batch(
     from flowzero.ordering.delivery import apply_delivery
     from flowzero.ordering.submit import reconcile_intents
 
+    owner = owner or Owner()
     if not dry_run:
-        reconcile_intents(store, client)
+        reconcile_intents(store, client, owner)
     report = BatchReport(batch_id, [ChunkOutcome(chunk) for chunk in chunks])
 
     def search(outcome: ChunkOutcome) -> None:
@@ -154,8 +183,8 @@ def run_batch(
                 planned = provider.plan(outcome.search, batch_id=batch_id, suffix=suffix)
                 apply_delivery(planned, delivery)
                 submit_orders(planned, store, client, force=force, dry_run=dry_run, reconcile=False,
-                              on_result=outcome.results.append)
-        except AuthError:
+                              on_result=outcome.results.append, owner=owner)
+        except (AuthError, StorageError):  # a rejected key or a broken order store stops the whole batch
             raise
         except FlowzeroError as exc:
             outcome.error = exc.message
@@ -170,7 +199,7 @@ def run_batch(
                 _settled(searched)
             done.append(orders.submit(order, outcome, searched))
         for outcome, future in zip(report.outcomes, done):
-            future.result()  # AuthError stops the batch here
+            future.result()  # a rejected key or a broken order store stops the batch here
             if not dry_run and outcome.search is not None:  # in the shapefile's order, as reported
                 store.record_search(outcome.search.record(batch_id))
             if on_chunk is not None:

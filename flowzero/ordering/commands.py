@@ -16,9 +16,17 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from flowzero.cli.output import emit_json, info, print_table
+from flowzero.cli.output import echo, emit_json, info, print_table, printable
 from flowzero.errors import UsageError
-from flowzero.ordering.submit import EXISTS, ORDERED, RECOVERED, WOULD_ORDER, SubmitResult, submit_orders
+from flowzero.ordering.submit import (
+    ELSEWHERE,
+    EXISTS,
+    ORDERED,
+    RECOVERED,
+    WOULD_ORDER,
+    SubmitResult,
+    submit_orders,
+)
 
 if TYPE_CHECKING:
     from flowzero.aoi import AOI
@@ -81,7 +89,20 @@ def search_summary(search: SceneSearch) -> dict[str, Any]:
         "num_bands": search.num_bands, "asset": search.asset, "product_bundle": search.product_bundle,
         "found": search.found, "eligible": search.eligible, "selected": len(search.selected),
         "quota_hectares": round(search.quota_hectares, 2), "scenes": scene_rows(search),
+        "skipped_results": search.skipped,
     }
+
+
+def skipped_lines(search: SceneSearch, label: str = "") -> list[str]:
+    """What the search left out because Planet's answer could not be a scene (the first few, then a count)."""
+    if not search.skipped:
+        return []
+    where = f"{label}: " if label else ""
+    lines = [f"{where}skipped {len(search.skipped)} search result(s) that are no usable scene:"]
+    lines += [f"  {reason}" for reason in search.skipped[:5]]
+    if len(search.skipped) > 5:
+        lines.append(f"  ... and {len(search.skipped) - 5} more")
+    return lines
 
 
 def _print_scenes(search: SceneSearch) -> None:
@@ -113,6 +134,9 @@ def result_line(result: SubmitResult) -> str:
         return f"already ordered: {order.order_id} ({order.status})"
     if result.outcome == RECOVERED and order is not None:
         return f"already ordered: {order.order_id} ({order.status}); Planet had it, recorded now"
+    if result.outcome == ELSEWHERE:
+        return (f"not ordered: {planned.name} is being ordered by another run ({result.holder}); "
+                "nothing placed here")
     return f"would order: {planned.name}{size}"
 
 
@@ -121,6 +145,7 @@ def result_data(result: SubmitResult) -> dict[str, Any]:
     delivery = result.planned.order.metadata.get("delivery") or {}
     return {
         "delivery": delivery.get("mode", "download"), "outcome": result.outcome, "order_name": result.planned.name,
+        "held_by": result.holder,
         "order_id": order.order_id if order else None, "status": order.status if order else None,
         "aoi_name": result.planned.order.aoi_name, "start_date": result.planned.order.start_date,
         "end_date": result.planned.order.end_date, "product_bundle": result.planned.order.product_bundle,
@@ -142,7 +167,7 @@ def _submit_and_report(app: AppContext, planned: list[Any], *, force: bool, dry_
 
     def on_result(result: SubmitResult) -> None:
         if not as_json:
-            click.echo(result_line(result))
+            echo(result_line(result))
 
     def on_recovered(order: Order) -> None:
         info(_recovered_line(order), quiet)
@@ -154,6 +179,12 @@ def _submit_and_report(app: AppContext, planned: list[Any], *, force: bool, dry_
     return results
 
 
+def _fail_if_elsewhere(results: list[SubmitResult]) -> None:
+    """Exit status 1 when another run was still placing an order: this run cannot confirm it was placed."""
+    if any(r.outcome == ELSEWHERE for r in results):
+        raise click.exceptions.Exit(1)
+
+
 # -- search-scenes / submit ------------------------------------------------------------------------------
 
 
@@ -163,7 +194,10 @@ def _search(app: AppContext, aoi_path: str, aoi_name: str | None, start_date: st
     aoi = _load_aoi(aoi_path, aoi_name)
     scenes = provider(app, "psscope")
     info(_search_header(aoi, start, end, f"cadence {cadence}, {num_bands}") + ": searching...", quiet)
-    return scenes.search(aoi, start, end, cadence=cadence, num_bands=num_bands, bundle=bundle)
+    search = scenes.search(aoi, start, end, cadence=cadence, num_bands=num_bands, bundle=bundle)
+    for line in skipped_lines(search):
+        info(line, quiet)
+    return search
 
 
 def run_search_scenes(app: AppContext, *, aoi_path: str, aoi_name: str | None, start_date: str, end_date: str,
@@ -175,8 +209,8 @@ def run_search_scenes(app: AppContext, *, aoi_path: str, aoi_name: str | None, s
         return
     if search.selected:
         _print_scenes(search)
-    click.echo(_counts_line(search, app.config.downloads.min_coverage_pct)
-               + f"; bundle {search.product_bundle}")
+    echo(_counts_line(search, app.config.downloads.min_coverage_pct)
+         + f"; bundle {search.product_bundle}")
 
 
 def _no_scenes_line(search: SceneSearch, min_coverage: float) -> str:
@@ -215,7 +249,7 @@ def run_submit(app: AppContext, *, aoi_path: str, aoi_name: str | None, start_da
         if as_json:
             emit_json({"search": search_summary(search), "dry_run": dry_run, "orders": []})
         else:
-            click.echo(_no_scenes_line(search, min_coverage))
+            echo(_no_scenes_line(search, min_coverage))
         return
     if not quiet:
         _print_scenes(search)
@@ -228,6 +262,7 @@ def run_submit(app: AppContext, *, aoi_path: str, aoi_name: str | None, start_da
     if as_json:
         emit_json({"search": search_summary(search), "dry_run": dry_run,
                    "orders": [result_data(r) for r in results]})
+    _fail_if_elsewhere(results)
 
 
 # -- batch-submit ----------------------------------------------------------------------------------------
@@ -253,10 +288,10 @@ def _chunk_line(outcome: ChunkOutcome) -> list[str]:
     if outcome.error is not None:
         return [f"{label}: failed: {outcome.error}"]
     search = outcome.search
+    lines = skipped_lines(search, label) if search is not None else []
     if search is None or not search.selected:
-        return [f"{label}: no valid scenes (found {search.found if search else 0})"]
+        return [*lines, f"{label}: no valid scenes (found {search.found if search else 0})"]
     counts = f"found {search.found}, selected {len(search.selected)}"
-    lines = []
     for result in outcome.results:
         hectares = result.planned.order.quota_hectares or 0.0
         order = result.order
@@ -278,21 +313,27 @@ def batch_data(report: BatchReport) -> dict[str, Any]:
         "failed": [{"gage_id": o.chunk.gage.gage_id, "start_date": o.chunk.start.isoformat(),
                     "end_date": o.chunk.end.isoformat(), "error": o.error} for o in report.failed],
         "found": report.found, "selected": report.selected, "quota_hectares": round(report.hectares, 2),
+        "earlier_batches": report.earlier_batches,
     }
 
 
 def _print_summary(report: BatchReport, dry_run: bool) -> None:
     placed = len(report.would_order) if dry_run else len(report.placed)
     verb = "would be ordered" if dry_run else "ordered"
-    click.echo(f"Batch {report.batch_id}: {placed} order(s) {verb}, {len(report.existing)} already ordered, "
-               f"{len(report.no_scenes)} chunk(s) without valid scenes, {len(report.failed)} failed")
+    elsewhere = f"{len(report.elsewhere)} being ordered by another run, " if report.elsewhere else ""
+    echo(f"Batch {report.batch_id}: {placed} order(s) {verb}, {len(report.existing)} already ordered, "
+         f"{elsewhere}{len(report.no_scenes)} chunk(s) without valid scenes, {len(report.failed)} failed")
     placed_quota = "would be used" if dry_run else "used by the new orders"
-    click.echo(f"Scenes found {report.found}, selected {report.selected}; quota {placed_quota}: "
-               f"{report.hectares:,.1f} ha")
+    echo(f"Scenes found {report.found}, selected {report.selected}; quota {placed_quota}: "
+         f"{report.hectares:,.1f} ha")
+    for batch, count in report.earlier_batches.items():
+        echo(f"  {count} already ordered in batch {batch}: flowzero batch-check-status {batch}")
+    if report.earlier_batches and not placed:
+        echo(f"  batch {report.batch_id} holds no orders; check the ones above with their own batch id")
     for outcome in report.no_scenes:
-        click.echo(f"  no valid scenes: {outcome.chunk.label}")
+        echo(f"  no valid scenes: {outcome.chunk.label}")
     for outcome in report.failed:
-        click.echo(f"  failed: {outcome.chunk.label}: {outcome.error}")
+        echo(f"  failed: {outcome.chunk.label}: {outcome.error}")
 
 
 def run_batch_submit(app: AppContext, *, shp_path: str, gage_id_col: str, start_date_col: str,
@@ -310,7 +351,7 @@ def run_batch_submit(app: AppContext, *, shp_path: str, gage_id_col: str, start_
     scenes = provider(app, "psscope")
     batch_id = str(uuid.uuid4())
     if not as_json:
-        click.echo(f"Batch ID: {batch_id}")
+        echo(f"Batch ID: {batch_id}")
     info(f"{len(gages)} gage(s), {len(chunks)} chunk(s) of at most {max_months} month(s)"
          + ("; dry run: nothing is ordered or recorded" if dry_run else ""), quiet)
     last_chunk = {}
@@ -322,9 +363,9 @@ def run_batch_submit(app: AppContext, *, shp_path: str, gage_id_col: str, start_
             if not as_json:
                 for line in _chunk_line(outcome):
                     if bar is not None and sys.stdout.isatty():  # same terminal: print above the bar
-                        bar[0].console.print(line, markup=False, highlight=False, soft_wrap=True)
+                        bar[0].console.print(printable(line), markup=False, highlight=False, soft_wrap=True)
                     else:
-                        click.echo(line)
+                        echo(line)
             if bar is not None and last_chunk.get(outcome.chunk.gage.gage_id) is outcome.chunk:
                 progress, task = bar
                 progress.advance(task)
@@ -336,7 +377,7 @@ def run_batch_submit(app: AppContext, *, shp_path: str, gage_id_col: str, start_
         emit_json({**batch_data(report), "dry_run": dry_run})
     else:
         _print_summary(report, dry_run)
-    if report.failed:
+    if report.failed or report.elsewhere:
         raise click.exceptions.Exit(1)
 
 
@@ -353,12 +394,12 @@ def run_list_basemaps(app: AppContext, *, start_date: str, end_date: str, name_c
         emit_json(rows)
         return
     if not rows:
-        click.echo(f"No basemaps first acquired between {start.isoformat()} and {end.isoformat()}.")
+        echo(f"No basemaps first acquired between {start.isoformat()} and {end.isoformat()}.")
         return
     print_table(f"Basemaps first acquired {start.isoformat()} to {end.isoformat()}",
                 ["name", "id", "first acquired", "last acquired", "interval"],
                 [tuple(r.values()) for r in rows])
-    click.echo(f"Found {len(rows)} basemap(s).")
+    echo(f"Found {len(rows)} basemap(s).")
 
 
 def run_order_basemap(app: AppContext, *, mosaic_name: str, aoi_path: str, aoi_name: str | None,
@@ -376,3 +417,4 @@ def run_order_basemap(app: AppContext, *, mosaic_name: str, aoi_path: str, aoi_n
     results = _submit_and_report(app, planned, force=force, dry_run=dry_run, as_json=as_json)
     if as_json:
         emit_json({"dry_run": dry_run, "orders": [result_data(r) for r in results]})
+    _fail_if_elsewhere(results)

@@ -44,6 +44,7 @@ class SceneSearch:
     eligible: int  # of which cover at least downloads.min_coverage_pct of the AOI
     selected: list[Scene] = field(default_factory=list)
     clip: Optional[dict[str, Any]] = field(default=None, repr=False)  # the geometry orders are clipped to
+    skipped: list[str] = field(default_factory=list)  # why each search result that was no usable scene was left out
     days: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)  # selection.day_summary
     min_coverage_pct: Optional[float] = None
 

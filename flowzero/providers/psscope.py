@@ -42,7 +42,7 @@ class PSScopeProvider:
             choose_bundle,
             day_summary,
             filter_by_coverage,
-            scene_from_feature,
+            scenes_from_results,
             select_best,
         )
 
@@ -55,15 +55,13 @@ class PSScopeProvider:
         clip = clip_geometry(aoi.geometry)
         downloads = self.config.downloads
         search_filter = build_search_filter(clip, start, end, downloads.cloud_cover_max, asset)
-        features: dict[str, dict[str, Any]] = {}
-        for feature in self.client.search([ITEM_TYPE], search_filter):
-            features.setdefault(str(feature.get("id")), feature)  # pages may overlap; count a scene once
-        scenes = [scene_from_feature(f, aoi.geometry) for f in features.values()]
+        # A result that cannot be a scene is skipped and reported; it does not sink the others.
+        scenes, skipped = scenes_from_results(self.client.search([ITEM_TYPE], search_filter), aoi.geometry)
         eligible = filter_by_coverage(scenes, downloads.min_coverage_pct)
         return SceneSearch(
             aoi_name=aoi.name, area_sqkm=aoi.area_sqkm, start=start, end=end, cadence=cadence,
             num_bands=num_bands, asset=asset, product_bundle=product_bundle, found=len(scenes),
-            eligible=len(eligible), selected=select_best(eligible, cadence), clip=clip,
+            eligible=len(eligible), selected=select_best(eligible, cadence), clip=clip, skipped=skipped,
             days=day_summary(scenes, downloads.min_coverage_pct), min_coverage_pct=downloads.min_coverage_pct,
         )
 

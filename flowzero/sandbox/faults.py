@@ -26,6 +26,7 @@ _SWITCHES: dict[str, tuple[str, Any]] = {
     "flip_byte": ("count", 0),  # next N downloads: the middle byte of the body is flipped
     "ignore_range": ("flag", False),  # answer ranged GETs with 200 and the whole body
     "slow_ms": ("number", 0),  # delay before every response
+    "create_order_delay_ms": ("number", 0),  # delay before an order POST creates the order (not listed meanwhile)
     "expire_links": ("flag", False),  # one-shot: every download link issued so far expires now
     "order_polls_per_state": ("number", 1),  # order GETs per step queued -> running -> final; 0: at once
     # Planet as it really is (flowzero.sandbox.limits): per-key, per-endpoint rates in a sliding window ...

@@ -358,6 +358,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(200, feature)
 
     def _r_create_order(self, method: str, params: dict[str, str], body: bytes) -> None:
+        delay = self.app.faults.get("create_order_delay_ms")
+        if delay:  # the order does not exist (nor is listed by name) until this ends
+            time.sleep(delay / 1000.0)
         self._json(202, self.app.orders.create(self._json_body(body)))
 
     def _r_list_orders(self, method: str, params: dict[str, str], body: bytes) -> None:

@@ -7,6 +7,7 @@ Backends are plugins (``register_storage_backends``); ``storage.backend`` picks 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Optional, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -20,6 +21,23 @@ NOT_REORDERABLE_STATES = ("queued", "running", "success", "partial", "unknown")
 # Orders that ended in these states may be placed again.
 REORDERABLE_STATES = ("failed", "cancelled")
 PENDING_STATES = ("queued", "running")
+
+
+@dataclass(frozen=True)
+class IntentClaim:
+    """What :meth:`OrderStore.claim_intent` found.
+
+    ``taken``: the caller now owns the intent and may place the order. Else ``holder`` (``host:pid:random``)
+    owns it until ``expires_at`` and nothing may be placed for it. ``orphan``: the intent was left pending by a
+    run that is gone (no owner, or its lease ran out): that run may have placed the order, so ask Planet for it
+    by name before placing it; ``details`` are what that run recorded.
+    """
+
+    taken: bool
+    holder: Optional[str] = None
+    expires_at: Optional[str] = None
+    orphan: bool = False
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 @runtime_checkable
@@ -81,7 +99,26 @@ class OrderStore(Protocol):
         """
 
     def pending_intents(self) -> list[dict[str, Any]]:
-        """Unresolved intents, oldest first: ``{"order_name", "details", "created_at"}``."""
+        """Unresolved intents, oldest first: ``{"order_name", "details", "created_at", "owner",
+        "lease_expires_at"}`` (owner and lease None when nobody holds it)."""
+
+    def claim_intent(self, order_name: str, details: dict[str, Any], owner: str, lease_seconds: float,
+                     pending_only: bool = False) -> IntentClaim:
+        """Take the intent to place the order ``order_name`` for ``owner`` until ``lease_seconds`` from now,
+        atomically (one write transaction; of several owners claiming at once, exactly one takes it).
+
+        Taken if there is no pending intent of that name (recorded pending with ``details``, as
+        :meth:`record_intent` does), if ``owner`` holds it already (lease renewed), or if it is an orphan
+        (no owner, or the lease ran out: taken over, its details kept). Not taken while another owner's lease
+        runs. ``pending_only`` (reconciling what others left) takes only an intent that is pending already: an
+        absent or resolved one is not taken and stays as it is.
+        """
+
+    def renew_intent(self, order_name: str, owner: str, lease_seconds: float) -> bool:
+        """Extend ``owner``'s lease on a pending intent; False if ``owner`` does not hold it (any more)."""
+
+    def release_intent(self, order_name: str, owner: str) -> bool:
+        """Let go of a pending intent without resolving it (it becomes an orphan); only its owner can."""
 
     def resolve_intent(self, order_name: str, order_id: Optional[str]) -> bool:
         """Mark an intent done with the order Planet created (or None if none was); False if unknown."""
@@ -96,8 +133,9 @@ class OrderStore(Protocol):
     def list_searches(self, aoi_name: Optional[str] = None, batch_id: Optional[str] = None) -> list[SearchRecord]:
         """Searches matching every given filter, oldest first (by ``searched_at``)."""
 
-    def claim(self, order_id: str, worker: str, lease_seconds: float) -> bool:
-        """Take the order for ``worker`` until ``lease_seconds`` from now, atomically.
+    def claim(self, order_id: str, worker: str, lease_seconds: float, destination: Optional[str] = None) -> bool:
+        """Take the order for ``worker`` until ``lease_seconds`` from now, atomically; ``destination`` notes where
+        the holder delivers it (shown to other runs by :meth:`get_claim`).
 
         True if it was free, its lease had expired, or ``worker`` already held it (the lease is then renewed:
         a long delivery keeps its claim by claiming again). False if another worker's lease is running, or no
@@ -109,7 +147,7 @@ class OrderStore(Protocol):
         """Give the order up; only its holder can (False if ``worker`` did not hold it)."""
 
     def get_claim(self, order_id: str) -> Optional[dict[str, Any]]:
-        """``{"worker", "expires_at"}`` while a lease on the order runs, else None."""
+        """``{"worker", "expires_at", "destination"}`` while a lease on the order runs, else None."""
 
     def import_records(self, orders: Sequence[Order],
                        intents: Sequence[Mapping[str, Any]]) -> dict[str, CopyCounts]:
@@ -119,6 +157,10 @@ class OrderStore(Protocol):
         for intents the later of ``resolved_at``/``created_at``); so a rerun adds nothing.
         Returns ``{"orders": CopyCounts, "intents": CopyCounts}``.
         """
+
+    def check_integrity(self) -> None:
+        """Raise StorageError if the stored data is damaged. Called before an order is placed, so it must be
+        cheap after the first call (a backend checks once per store, or has nothing to check)."""
 
     def close(self) -> None:
         """Release the connection."""
@@ -170,5 +212,5 @@ def open_store_url(target: str, config: Config, must_exist: bool = False) -> Ord
                      hint="for PostgreSQL: pip install flowzero-postgres (plugins/flowzero-postgres)")
 
 
-__all__ = ["NOT_REORDERABLE_STATES", "PENDING_STATES", "REORDERABLE_STATES", "OrderStore", "open_store",
-           "open_store_url"]
+__all__ = ["NOT_REORDERABLE_STATES", "PENDING_STATES", "REORDERABLE_STATES", "IntentClaim", "OrderStore",
+           "open_store", "open_store_url"]

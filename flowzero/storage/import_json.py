@@ -65,6 +65,8 @@ def read_legacy_file(path: Path) -> list[Any]:
     except json.JSONDecodeError as exc:
         raise UsageError(f"cannot import {path}: not valid JSON ({exc.msg} at line {exc.lineno}, "
                          f"column {exc.colno})") from None
+    except RecursionError:
+        raise UsageError(f"cannot import {path}: JSON nested too deeply to be an order log") from None
     if not isinstance(data, list):
         raise UsageError(f"cannot import {path}: expected a JSON list of order records, "
                          f"got {type(data).__name__ if not isinstance(data, dict) else 'an object'}",
@@ -144,6 +146,25 @@ def _status(value: Any) -> tuple[str, Optional[str]]:
     return "unknown", text
 
 
+def _aoi_name(value: Any, order_id: str) -> str:
+    """The record's AOI name under the rules every AOI name follows (:func:`flowzero.aoi.sanitize_name`): it names
+    delivery folders and S3 keys, so one that climbs out (``../``), holds control characters or is too long makes
+    the record invalid; odd characters become ``_``, as for names taken from file names."""
+    from flowzero.aoi.naming import sanitize_name
+    from flowzero.errors import AOIError
+
+    try:
+        text = _text(value, "aoi_name")
+    except InvalidRecord as exc:
+        raise InvalidRecord(f"order {order_id}: {exc}") from None
+    if not text:
+        raise InvalidRecord(f"order {order_id}: missing aoi_name")
+    try:
+        return sanitize_name(text)
+    except AOIError as exc:
+        raise InvalidRecord(f"order {order_id}: {exc.message}") from None
+
+
 def legacy_record_to_order(record: Any, source: str = "orders.json") -> Order:
     """One old-tool record as an :class:`Order`; raises :class:`InvalidRecord` saying what is wrong."""
     if not isinstance(record, dict):
@@ -151,9 +172,7 @@ def legacy_record_to_order(record: Any, source: str = "orders.json") -> Order:
     order_id = _text(record.get("order_id"), "order_id")
     if not order_id:
         raise InvalidRecord("missing order_id")
-    aoi_name = _text(record.get("aoi_name"), "aoi_name")
-    if not aoi_name:
-        raise InvalidRecord(f"order {order_id}: missing aoi_name")
+    aoi_name = _aoi_name(record.get("aoi_name"), order_id)
     try:
         batch_id = _text(record.get("batch_id"), "batch_id")
         created_at = _timestamp(record.get("timestamp"))

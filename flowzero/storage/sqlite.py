@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from flowzero.config import Config
 
 BUSY_TIMEOUT_SECONDS = 30.0
+_DAMAGED_HINT = "restore it from a backup, or rescue what is readable with `sqlite3 FILE .recover`"
 
 
 def _prepare_files(path: Path) -> None:
@@ -89,6 +90,7 @@ class SqliteOrderStore(SqlOrderStore):
             self.path = config.database_file
         self.location = str(self.path) if str(self.path) == ":memory:" else str(self.path.resolve())
         self._lock = threading.RLock()
+        self._intact = False  # quick_check passed (see check_integrity)
         self._conn = self._connect()
         self._session = SqliteSession(self._conn)
         try:
@@ -140,6 +142,8 @@ class SqliteOrderStore(SqlOrderStore):
         except apsw.NotADBError:
             raise StorageError(f"{self.path} is not a SQLite database",
                                hint="point --database-path at a flowzero database or a new file") from None
+        except apsw.CorruptError as exc:
+            raise StorageError(f"database {self.path} is damaged ({exc})", hint=_DAMAGED_HINT) from None
         except (apsw.ReadOnlyError, apsw.PermissionsError, apsw.CantOpenError) as exc:
             raise StorageError(f"cannot write database {self.path}: {exc}",
                                hint="check the file's permissions") from None
@@ -160,11 +164,35 @@ class SqliteOrderStore(SqlOrderStore):
     def _decode_array(self, value: Any) -> list[Any]:
         return list(json.loads(value))
 
+    # Leases are timed on this machine's clock (every process sharing the file runs on it), as sortable text.
+
+    def _lease_until(self, lease_seconds: float) -> tuple[str, list[Any]]:
+        return "?", [format_timestamp(datetime.now(timezone.utc) + timedelta(seconds=lease_seconds))]
+
+    def _lease_running(self, column: str) -> tuple[str, list[Any]]:
+        return f"{column} > ?", [utc_now()]
+
     def _lock_for_import(self, db: Session) -> None:
         """Nothing to do: ``BEGIN IMMEDIATE`` already holds the database's write lock."""
 
     def _stats_database(self) -> str:
         return str(self.path)
+
+    def check_integrity(self) -> None:
+        """``PRAGMA quick_check`` (every page and index entry readable and well formed, in time linear in the
+        file's size), once per store: a damaged file is refused before an order is placed, rather than found
+        when the order Planet accepted cannot be recorded."""
+        if self._intact:
+            return
+        found = [str(row[0]) for row in self._query("PRAGMA quick_check") if row[0] != "ok"]
+        problems = [line.strip() for text in found for line in text.splitlines()
+                    if line.strip() and not line.startswith("***")]
+        if found:
+            more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+            first = problems[0] if problems else found[0].strip()
+            raise StorageError(f"database {self.path} is damaged ({first}{more}); nothing was ordered",
+                               hint=_DAMAGED_HINT)
+        self._intact = True
 
     def close(self) -> None:
         with self._lock:
@@ -174,20 +202,20 @@ class SqliteOrderStore(SqlOrderStore):
     # One UPDATE inside BEGIN IMMEDIATE: the test "free, expired or ours" and the write happen under the
     # database's write lock, so of several processes claiming the same order exactly one gets it.
 
-    def claim(self, order_id: str, worker: str, lease_seconds: float) -> bool:
+    def claim(self, order_id: str, worker: str, lease_seconds: float, destination: Optional[str] = None) -> bool:
         check_claim_args(worker, lease_seconds)
         now = datetime.now(timezone.utc)
         expires = format_timestamp(now + timedelta(seconds=lease_seconds))
         with self._write() as db:
             return db.run(
-                "UPDATE orders SET claimed_by = ?, claim_expires_at = ? WHERE order_id = ? AND "
-                "(claimed_by IS NULL OR claimed_by = ? OR claim_expires_at IS NULL OR claim_expires_at <= ?)",
-                (worker, expires, order_id, worker, format_timestamp(now))) > 0
+                "UPDATE orders SET claimed_by = ?, claim_expires_at = ?, claim_destination = ? WHERE order_id = ? "
+                "AND (claimed_by IS NULL OR claimed_by = ? OR claim_expires_at IS NULL OR claim_expires_at <= ?)",
+                (worker, expires, destination, order_id, worker, format_timestamp(now))) > 0
 
     def get_claim(self, order_id: str) -> Optional[dict[str, Any]]:
-        rows = self._query("SELECT claimed_by, claim_expires_at FROM orders WHERE order_id = ? "
+        rows = self._query("SELECT claimed_by, claim_expires_at, claim_destination FROM orders WHERE order_id = ? "
                            "AND claimed_by IS NOT NULL AND claim_expires_at > ?", (order_id, utc_now()))
-        return {"worker": rows[0][0], "expires_at": rows[0][1]} if rows else None
+        return {"worker": rows[0][0], "expires_at": rows[0][1], "destination": rows[0][2]} if rows else None
 
 
 @hookimpl

@@ -13,10 +13,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Optional, Protocol, TypeVar
 
-from flowzero.storage import NOT_REORDERABLE_STATES
+from flowzero.storage import NOT_REORDERABLE_STATES, IntentClaim
 from flowzero.storage.records import (
     ORDER_COLUMNS,
+    check_claim_args,
     dump_json,
+    format_timestamp,
     intent_row,
     load_json,
     order_to_row,
@@ -49,6 +51,11 @@ _INSERT_SEARCH = (f"INSERT INTO searches ({', '.join(_SEARCH_COLUMNS)}) "
 _CHRONOLOGICAL = " ORDER BY created_at, order_id"
 
 _Store = TypeVar("_Store", bound="SqlOrderStore")
+
+
+def _stamp(value: Any) -> Optional[str]:
+    """A lease end as text, whether the database keeps it as text (SQLite) or as a timestamp (PostgreSQL)."""
+    return value if value is None or isinstance(value, str) else format_timestamp(value)
 
 
 class Session(Protocol):
@@ -98,6 +105,14 @@ class SqlOrderStore(ABC):
         """A session inside one write transaction: committed if the block ends normally, else rolled back."""
 
     @abstractmethod
+    def _lease_until(self, lease_seconds: float) -> tuple[str, list[Any]]:
+        """SQL for "``lease_seconds`` from now" as a lease end is stored, with its parameters."""
+
+    @abstractmethod
+    def _lease_running(self, column: str) -> tuple[str, list[Any]]:
+        """SQL that is true while the lease end in ``column`` lies ahead, with its parameters."""
+
+    @abstractmethod
     def _decode_array(self, value: Any) -> list[Any]:
         """A ``_GROUP_ARRAY`` value as a list."""
 
@@ -108,6 +123,10 @@ class SqlOrderStore(ABC):
     def _stats_database(self) -> str:
         """The ``database`` shown by :meth:`get_stats`."""
         return self.location
+
+    @abstractmethod
+    def check_integrity(self) -> None:
+        """Refuse damaged data before an order is placed (StorageError); cheap after the first call."""
 
     @abstractmethod
     def close(self) -> None:
@@ -248,14 +267,55 @@ class SqlOrderStore(ABC):
         with self._write() as db:
             db.run("INSERT INTO order_intents (order_name, details, created_at) VALUES (?, ?, ?) "
                    "ON CONFLICT (order_name) DO UPDATE SET details = EXCLUDED.details, "
-                   "created_at = EXCLUDED.created_at, order_id = NULL, resolved_at = NULL",
+                   "created_at = EXCLUDED.created_at, order_id = NULL, resolved_at = NULL, owner = NULL, "
+                   "lease_expires_at = NULL",
                    (order_name, dump_json(details), utc_now()))
 
     def pending_intents(self) -> list[dict[str, Any]]:
-        rows = self._query("SELECT order_name, details, created_at FROM order_intents "
+        rows = self._query("SELECT order_name, details, created_at, owner, lease_expires_at FROM order_intents "
                            "WHERE resolved_at IS NULL ORDER BY created_at, order_name")
-        return [{"order_name": name, "details": load_json(details), "created_at": created}
-                for name, details, created in rows]
+        return [{"order_name": name, "details": load_json(details), "created_at": created, "owner": owner,
+                 "lease_expires_at": _stamp(expires)} for name, details, created, owner, expires in rows]
+
+    def claim_intent(self, order_name: str, details: dict[str, Any], owner: str, lease_seconds: float,
+                     pending_only: bool = False) -> IntentClaim:
+        check_claim_args(owner, lease_seconds)
+        until, until_params = self._lease_until(lease_seconds)
+        running, running_params = self._lease_running("lease_expires_at")
+        take = f"owner = ?, lease_expires_at = {until}"
+        with self._write() as db:
+            if not pending_only and db.run(
+                    "INSERT INTO order_intents (order_name, details, created_at, owner, lease_expires_at) "
+                    f"VALUES (?, ?, ?, ?, {until}) ON CONFLICT (order_name) DO NOTHING",
+                    (order_name, dump_json(details), utc_now(), owner, *until_params)):
+                return IntentClaim(True)
+            rows = db.rows(f"SELECT owner, {running}, details, resolved_at, lease_expires_at FROM order_intents "
+                           "WHERE order_name = ?" + self._ROW_LOCK, (*running_params, order_name))
+            if not rows or (pending_only and rows[0][3] is not None):
+                return IntentClaim(False)  # pending_only: absent, or resolved meanwhile
+            [(holder, live, recorded, resolved, expires)] = rows
+            if resolved is not None:  # done before: pending again, for this owner
+                db.run(f"UPDATE order_intents SET details = ?, created_at = ?, order_id = NULL, resolved_at = NULL, "
+                       f"{take} WHERE order_name = ?",
+                       (dump_json(details), utc_now(), owner, *until_params, order_name))
+                return IntentClaim(True)
+            if holder is not None and holder != owner and live:
+                return IntentClaim(False, holder=holder, expires_at=_stamp(expires))
+            db.run(f"UPDATE order_intents SET {take} WHERE order_name = ?", (owner, *until_params, order_name))
+            return IntentClaim(True, orphan=holder != owner, details=load_json(recorded))
+
+    def renew_intent(self, order_name: str, owner: str, lease_seconds: float) -> bool:
+        check_claim_args(owner, lease_seconds)
+        until, params = self._lease_until(lease_seconds)
+        with self._write() as db:
+            return db.run(f"UPDATE order_intents SET lease_expires_at = {until} "
+                          "WHERE order_name = ? AND owner = ? AND resolved_at IS NULL",
+                          (*params, order_name, owner)) > 0
+
+    def release_intent(self, order_name: str, owner: str) -> bool:
+        with self._write() as db:
+            return db.run("UPDATE order_intents SET owner = NULL, lease_expires_at = NULL "
+                          "WHERE order_name = ? AND owner = ? AND resolved_at IS NULL", (order_name, owner)) > 0
 
     def get_intent(self, order_name: str) -> Optional[dict[str, Any]]:
         """One intent, resolved or not (``order_id`` and ``resolved_at`` are None while pending)."""
@@ -306,7 +366,7 @@ class SqlOrderStore(ABC):
 
     def release(self, order_id: str, worker: str) -> bool:
         with self._write() as db:
-            return db.run("UPDATE orders SET claimed_by = NULL, claim_expires_at = NULL "
+            return db.run("UPDATE orders SET claimed_by = NULL, claim_expires_at = NULL, claim_destination = NULL "
                           "WHERE order_id = ? AND claimed_by = ?", (order_id, worker)) > 0
 
     # -- copying between stores ------------------------------------------------------------------------------

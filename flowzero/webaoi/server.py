@@ -1,8 +1,10 @@
 """The local web server of `generate-aoi`: the map page, its static files and a small JSON API.
 
-Only 127.0.0.1 is served. Requests must name this server in their Host header (no DNS rebinding) and a save
-must be sent as ``application/json`` (a page of another site cannot post one without a CORS preflight, which
-is never granted), so nothing but the page itself can write into the folder.
+Only 127.0.0.1 is served. Requests must name this server in their Host header (no DNS rebinding), a request
+that names another site in its ``Origin`` header is refused, and a save must be sent as ``application/json`` (a
+page of another site cannot post one without a CORS preflight, which is never granted), so nothing but the page
+itself can write into the folder. Every request gets an answer (a body that is no AOI: 400), and a connection
+that sends nothing for :data:`IDLE_TIMEOUT_SECONDS` is dropped, so a slow or silent client holds no thread.
 
     GET  /               the page
     GET  /static/...     its script, styles and the vendored Leaflet
@@ -33,6 +35,7 @@ STATIC_DIR = Path(__file__).parent / "static"
 DEFAULT_TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
 TILES_ATTRIBUTION = "&copy; OpenStreetMap contributors"
 MAX_BODY = 16 * 1024 * 1024
+IDLE_TIMEOUT_SECONDS = 30.0  # a connection silent this long (mid-request, or kept alive) is closed
 _TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
           ".css": "text/css; charset=utf-8", ".png": "image/png", ".svg": "image/svg+xml"}
 _CSP = ("default-src 'self'; img-src * data: blob:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
@@ -43,10 +46,11 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = False
 
-    def __init__(self, port: int, folder: AoiFolder, tiles: str) -> None:
+    def __init__(self, port: int, folder: AoiFolder, tiles: str, idle_timeout: float) -> None:
         super().__init__((HOST, port), _Handler)
         self.folder = folder
         self.tiles = tiles
+        self.idle_timeout = idle_timeout
         self.save_lock = threading.Lock()
 
 
@@ -54,6 +58,11 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
     server_version = "flowzero-generate-aoi"
+
+    @property
+    def timeout(self) -> float:  # type: ignore[override]
+        """Read by the socket server when a connection opens: each blocking read waits at most this long."""
+        return self.server.idle_timeout
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s %s", self.address_string(), format % args)
@@ -86,6 +95,8 @@ class _Handler(BaseHTTPRequestHandler):
         if path != "/api/aois":
             self._error(404, f"no such endpoint: POST {path}")
             return
+        if not self._origin_ok():
+            return
         body = self._json_body()
         if body is None:
             return
@@ -102,6 +113,10 @@ class _Handler(BaseHTTPRequestHandler):
         except FlowzeroError as exc:
             self._json(500, {"error": exc.message, "hint": exc.hint})
             return
+        except Exception as exc:  # still an answer, never a connection dropped without one
+            log.exception("saving an AOI failed")
+            self._json(500, {"error": f"the AOI could not be saved ({type(exc).__name__})"})
+            return
         log.info("saved %s (%.4f km²)", saved.file, saved.area_sqkm or 0.0)
         self._json(201, {"saved": saved.to_dict()})
 
@@ -112,6 +127,15 @@ class _Handler(BaseHTTPRequestHandler):
         allowed = {f"{HOST}:{port}", f"localhost:{port}"}
         if (self.headers.get("Host") or "").lower() not in allowed:
             self._error(403, "this server only answers pages it served itself (unexpected Host header)")
+            return False
+        return True
+
+    def _origin_ok(self) -> bool:
+        """A browser names the page a request comes from: only this server's own page may save."""
+        origin = self.headers.get("Origin")
+        port = self.server.server_address[1]
+        if origin is not None and origin.lower() not in (f"http://{HOST}:{port}", f"http://localhost:{port}"):
+            self._error(403, "saves are accepted only from this server's own page (foreign Origin)")
             return False
         return True
 
@@ -130,8 +154,8 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length)
         try:
             body = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            self._error(400, "the request body is not valid JSON")
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+            self._error(400, "the request body is not valid JSON (or is nested too deeply)")
             return None
         if not isinstance(body, dict):
             self._error(400, 'expected a JSON object {"name", "geometry", "overwrite"}')
@@ -185,13 +209,15 @@ class AoiEditor(LocalServer):
     label = "the AOI editor"
     thread_name = "flowzero-generate-aoi"
 
-    def __init__(self, folder: Path | str, port: int = 0, tiles: str = DEFAULT_TILES) -> None:
+    def __init__(self, folder: Path | str, port: int = 0, tiles: str = DEFAULT_TILES,
+                 idle_timeout: float = IDLE_TIMEOUT_SECONDS) -> None:
         super().__init__(port)
         self.folder = AoiFolder(folder)
         self.tiles = tiles
+        self.idle_timeout = idle_timeout
 
     def _make_server(self) -> _Server:
-        return _Server(self._port, self.folder, self.tiles)
+        return _Server(self._port, self.folder, self.tiles, self.idle_timeout)
 
     @property
     def url(self) -> str:

@@ -85,20 +85,32 @@ class PostgresOrderStore(SqlOrderStore):
     def _decode_array(self, value: Any) -> list[Any]:
         return list(value)
 
+    # Leases are timed on the server's clock, so machines with skewed clocks agree.
+
+    def _lease_until(self, lease_seconds: float) -> tuple[str, list[Any]]:
+        return "clock_timestamp() + make_interval(secs => ?)", [float(lease_seconds)]
+
+    def _lease_running(self, column: str) -> tuple[str, list[Any]]:
+        return f"{column} > clock_timestamp()", []
+
     def _lock_for_import(self, db: Session) -> None:
         db.run("LOCK TABLE orders, order_intents IN SHARE ROW EXCLUSIVE MODE")
+
+    def check_integrity(self) -> None:
+        """Nothing to check: the server keeps its pages consistent itself (WAL, checksums when enabled) and
+        reports damage on the query that meets it, before anything is written."""
 
     def close(self) -> None:
         self._finalizer()
 
     # -- claims (work sharing) -------------------------------------------------------------------------------
 
-    def claim(self, order_id: str, worker: str, lease_seconds: float) -> bool:
+    def claim(self, order_id: str, worker: str, lease_seconds: float, destination: Optional[str] = None) -> bool:
         check_claim_args(worker, lease_seconds)
         deadline = time.monotonic() + CLAIM_LOCK_WAIT_SECONDS
         delay = 0.005
         while True:
-            taken = self._try_claim(order_id, worker, lease_seconds)
+            taken = self._try_claim(order_id, worker, lease_seconds, destination)
             if taken is not None:
                 return taken
             if time.monotonic() >= deadline:
@@ -106,7 +118,8 @@ class PostgresOrderStore(SqlOrderStore):
             time.sleep(delay)
             delay = min(delay * 2, 0.1)
 
-    def _try_claim(self, order_id: str, worker: str, lease_seconds: float) -> Optional[bool]:
+    def _try_claim(self, order_id: str, worker: str, lease_seconds: float,
+                   destination: Optional[str]) -> Optional[bool]:
         """True/False as :meth:`claim`, or None when another transaction holds the row's lock this instant."""
         with self._write() as db:
             rows = db.rows("SELECT claimed_by, claim_expires_at > clock_timestamp() FROM orders WHERE order_id = ? "
@@ -116,12 +129,13 @@ class PostgresOrderStore(SqlOrderStore):
             holder, running = rows[0]
             if holder is not None and holder != worker and running:
                 return False
-            db.run("UPDATE orders SET claimed_by = ?, "
+            db.run("UPDATE orders SET claimed_by = ?, claim_destination = ?, "
                    "claim_expires_at = clock_timestamp() + make_interval(secs => ?) WHERE order_id = ?",
-                   (worker, float(lease_seconds), order_id))
+                   (worker, destination, float(lease_seconds), order_id))
             return True
 
     def get_claim(self, order_id: str) -> Optional[dict[str, Any]]:
-        rows = self._query("SELECT claimed_by, claim_expires_at FROM orders WHERE order_id = ? "
+        rows = self._query("SELECT claimed_by, claim_expires_at, claim_destination FROM orders WHERE order_id = ? "
                            "AND claimed_by IS NOT NULL AND claim_expires_at > clock_timestamp()", (order_id,))
-        return {"worker": rows[0][0], "expires_at": format_timestamp(rows[0][1])} if rows else None
+        return ({"worker": rows[0][0], "expires_at": format_timestamp(rows[0][1]), "destination": rows[0][2]}
+                if rows else None)
