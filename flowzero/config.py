@@ -48,6 +48,7 @@ class DownloadsConfig:
     cloud_cover_max: float = 0.0
     downloader: str = "threads"
     part_size_mib: int = 16
+    max_unknown_size_mib: int = 4096  # a file whose size the manifest does not give is refused beyond this
 
 
 @dataclass
@@ -73,6 +74,9 @@ RANGES: dict[str, tuple[float, float]] = {
     "downloads.min_coverage_pct": (0.0, 100.0),
     "downloads.cloud_cover_max": (0.0, 1.0),  # Planet's cloud_cover is a fraction
     "downloads.part_size_mib": (5, 5120),  # S3's smallest part (but the last) is 5 MiB, its largest 5 GiB
+    "downloads.max_unknown_size_mib": (1, 5 * 1024 * 1024),  # 5 TiB: S3's largest object
+    "planet.throttle_budget": (0.0, 7 * 24 * 3600.0),  # seconds one request may wait on 429s
+    **{f"planet.rate_limits.{name}": (0.0, 100000.0) for name in RateLimits.__dataclass_fields__},  # 0: unpaced
 }
 DEFAULT_SOURCE = "default"
 
@@ -268,8 +272,10 @@ def _load_env(config: Config, env: Mapping[str, str]) -> None:
 
 
 def _setting(config: Config, dotted: str) -> Any:
-    section, _, key = dotted.partition(".")
-    return getattr(getattr(config, section), key) if key else getattr(config, dotted)
+    value: Any = config
+    for name in dotted.split("."):
+        value = getattr(value, name)
+    return value
 
 
 def check_ranges(config: Config) -> None:

@@ -166,7 +166,9 @@ def check_order_status(ctx: click.Context, order_id: str, output: str | None, as
     from flowzero.delivery.cloud import is_cloud_order
     from flowzero.delivery.deliver import check_orders
     from flowzero.errors import PlanetError, UsageError
+    from flowzero.planet.client import path_segment
 
+    path_segment(order_id, "order id")  # an id Planet could have issued, before anything is asked
     app: AppContext = ctx.obj
     settings = _settings(app, output, overwrite, downloader, use_s5cmd, wait, wait_timeout, as_json, assets,
                          allow_unverified)

@@ -309,6 +309,7 @@ def make_downloader(name: str, config: Any, overwrite: bool, progress: Any, plan
         download_rate=pacer.rate if pacer is not None else None,
         rate_file=str(pacer.path) if pacer is not None and pacer.path is not None else None,
         throttle_budget=config.planet.throttle_budget,
+        max_unknown_size=config.downloads.max_unknown_size_mib * 1024 * 1024,
     )
     return cls(options)
 
