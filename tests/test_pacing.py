@@ -119,14 +119,16 @@ from flowzero.pacing import Pacer
 pacer = Pacer(float(sys.argv[2]), Path(sys.argv[1]))
 starts = []
 for _ in range(int(sys.argv[3])):
-    pacer.wait()
-    starts.append(time.time())
+    now = time.time()
+    delay = pacer.reserve()  # the slot this request was given (when it wakes up may lag on a busy machine)
+    starts.append(now + delay)
+    time.sleep(delay)
 print(json.dumps(starts))
 """
 
 
 def test_three_processes_on_one_file_keep_the_rate_together(tmp_path: Path) -> None:
-    """Real processes, one shared file: the starts of all three interleave, spaced 1/rate apart."""
+    """Real processes, one shared file: the slots given to all three interleave, spaced 1/rate apart."""
     rate, each = 20.0, 8
     path = tmp_path / "rate" / "downloads"
     workers = [subprocess.Popen([sys.executable, "-c", _WORKER, str(path), str(rate), str(each)],
@@ -135,6 +137,6 @@ def test_three_processes_on_one_file_keep_the_rate_together(tmp_path: Path) -> N
     assert all(w.returncode == 0 for w in workers)
     gaps = [b - a for a, b in zip(starts, starts[1:])]
     assert len(starts) == 3 * each
-    assert min(gaps) >= 1 / rate - 0.01  # never two starts closer than the spacing (10 ms of timer slack)
-    assert (starts[-1] - starts[0]) >= (3 * each - 1) / rate - 0.01
+    assert min(gaps) >= 1 / rate - 1e-6  # never two slots closer than the spacing, whoever took them
+    assert (starts[-1] - starts[0]) >= (3 * each - 1) / rate - 1e-6
     assert oct(path.stat().st_mode & 0o777) == "0o600" and oct(path.parent.stat().st_mode & 0o777) == "0o700"
