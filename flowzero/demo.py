@@ -20,7 +20,9 @@ if TYPE_CHECKING:
     from flowzero.config import Config
     from flowzero.delivery.deliver import OrderOutcome
     from flowzero.models import Order
+    from flowzero.planet.client import PlanetClient
     from flowzero.sandbox import Sandbox
+    from flowzero.storage import OrderStore
 
 DEMO_AOI = Path(__file__).parent / "data" / "SantaClaraRiver.geojson"
 AOI_NAME = "SantaClaraRiver"
@@ -113,13 +115,31 @@ def delivered_files(root: Path) -> list[tuple[str, int]]:
     return sorted((p.relative_to(root).as_posix(), p.stat().st_size) for p in root.rglob("*") if p.is_file())
 
 
-def run_demo(paths: DemoPaths, *, quiet: bool, debug: bool = False, show_progress: bool = False,
+@dataclass
+class _Services:
+    """What the ordering workflow needs (flowzero.ordering.workflow.Services): the demo's config, store, client."""
+
+    config: Config
+    _planet: PlanetClient
+    _store: OrderStore | None = None
+
+    def store(self) -> OrderStore:
+        if self._store is None:
+            from flowzero.storage import open_store
+
+            self._store = open_store(self.config)
+        return self._store
+
+    def planet(self) -> PlanetClient:
+        return self._planet
+
+
+def run_demo(paths: DemoPaths, *, quiet: bool, submit: Callable[..., None], show_progress: bool = False,
              say: Say) -> DemoRun:
-    """Sandbox up, search and order (submit), wait and deliver (check-order-status), sandbox down."""
-    from flowzero.cli.context import AppContext
+    """Sandbox up, search and order (``submit`` shows it as the command does), wait and deliver
+    (check-order-status), sandbox down."""
     from flowzero.delivery.deliver import DeliverySettings, check_orders
     from flowzero.delivery.destination import parse_output
-    from flowzero.ordering.commands import run_submit
     from flowzero.planet.client import PlanetClient
     from flowzero.sandbox import Sandbox
 
@@ -129,17 +149,16 @@ def run_demo(paths: DemoPaths, *, quiet: bool, debug: bool = False, show_progres
         config = demo_config(paths, sandbox)
         # Poll the sandbox quickly: its orders take a few GETs, not minutes as at Planet.
         planet = PlanetClient.from_config(config, poll_interval=0.2, poll_max=1.0)
-        app = AppContext(quiet=quiet, debug=debug, database_path=str(paths.database), _config=config,
-                         _planet=planet)
+        services = _Services(config, planet)
         store = None
         try:
-            store = app.store()
+            store = services.store()
             before = {o.order_id for o in store.list_orders()}
             say(f"Step 1/3  search and order, as `flowzero submit --geojson {shown_path(paths.aoi)} "
                 f"--start-date {START_DATE} --end-date {END_DATE} --cadence {CADENCE}`")
-            run_submit(app, aoi_path=str(paths.aoi), aoi_name=None, start_date=START_DATE, end_date=END_DATE,
-                       cadence=CADENCE, num_bands="four_bands", bundle=None, dry_run=False, force=False,
-                       as_json=False)
+            submit(services, quiet, aoi_path=str(paths.aoi), aoi_name=None, start_date=START_DATE,
+                   end_date=END_DATE, cadence=CADENCE, num_bands="four_bands", bundle=None, dry_run=False, force=False,
+                   as_json=False, delivery=None)
             live = [o for o in store.list_orders(aoi_name=AOI_NAME) if o.status not in ("failed", "cancelled")]
             run.new_orders = [o.order_id for o in live if o.order_id not in before]
             say(f"Step 2/3  wait and deliver, as `flowzero check-order-status ORDER_ID --wait "

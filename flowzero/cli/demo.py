@@ -90,6 +90,7 @@ def demo(ctx: click.Context, folder: Path) -> None:
     images into DIR/imagery, records the order in DIR/flowzero.db, and shows both. Your own config and order
     database are not touched. A rerun orders nothing again and finds the files already there.
     """
+    from flowzero.cli.ordering import show_submit
     from flowzero.config import Config
     from flowzero.demo import prepare, run_demo, shown_path
 
@@ -102,7 +103,7 @@ def demo(ctx: click.Context, folder: Path) -> None:
     def say(message: str) -> None:
         info(message, quiet)
 
-    run = run_demo(paths, quiet=quiet, debug=app.debug, show_progress=not quiet and sys.stderr.isatty(), say=say)
+    run = run_demo(paths, quiet=quiet, submit=show_submit, show_progress=not quiet and sys.stderr.isatty(), say=say)
     for line in _outcome_lines(run):
         click.echo(line)
     shown = {name: shown_path(getattr(paths, name)) for name in ("aoi", "database", "sandbox", "imagery")}
