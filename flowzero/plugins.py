@@ -1,27 +1,38 @@
-"""The plugin manager: loads the ``flowzero`` entry-point group and answers what is registered.
+"""The plugin manager: the built-in plugins, the ``flowzero`` entry-point group, and what each registered.
 
-Built-in plugins (sqlite, threads, fast, psscope, basemap) are listed in flowzero's own pyproject under the same
-entry-point group as third-party packages, so the core never imports a provider or a downloader by name.
-
-``FLOWZERO_LOAD_PLUGINS`` limits loading to a comma-separated list of entry-point names (empty: none), so
-tests can run with an exact set of plugins.
+As in llm and datasette, the built-ins (sqlite, threads, fast, psscope, basemap) are plain modules named in
+:data:`DEFAULT_PLUGINS` and registered first, so a source checkout has them without pip and the core never imports
+a provider, downloader or store by class: it asks the registry. Third-party packages come from the entry-point
+group; ``FLOWZERO_LOAD_PLUGINS`` limits those to a comma-separated list of names (empty: none), so tests can run
+with an exact set. A plugin that fails to import, implements a hook that does not exist (a misspelling) or breaks
+inside a hook is reported in one warning line and the rest works; a name registered twice keeps the first.
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
 
 import pluggy
 
-from flowzero import hookspecs
+from flowzero import __version__, hookspecs
 from flowzero.errors import PluginError
 
+if TYPE_CHECKING:
+    import click
+
 ENTRY_POINT_GROUP = "flowzero"
+DEFAULT_PLUGINS = ("flowzero.storage.sqlite", "flowzero.downloaders.threads", "flowzero.downloaders.fast",
+                   "flowzero.providers.psscope", "flowzero.providers.basemap")
 _REGISTRY_HOOKS = ("register_downloaders", "register_providers", "register_storage_backends")
+_KIND_LABEL = {"downloaders": "downloader", "providers": "provider", "storage_backends": "storage_backend"}
+
+Registrar = Callable[[type[Any]], None]
+T = TypeVar("T")
 
 
 @dataclass
@@ -37,8 +48,10 @@ class PluginInfo:
 
 pm = pluggy.PluginManager("flowzero")
 pm.add_hookspecs(hookspecs)
-_infos: dict[str, PluginInfo] = {}
-_registries: dict[str, dict[str, type[Any]]] | None = None
+_origins: dict[str, tuple[str, str]] = {}  # plugin name -> (package, version)
+_registries: Optional[dict[str, dict[str, type[Any]]]] = None
+_registered_by: dict[str, list[str]] = {}  # plugin name -> what its registry hooks registered ("downloader:x")
+_commands_by: dict[str, list[str]] = {}  # plugin name -> the commands its register_commands added
 _loaded = False
 
 
@@ -54,35 +67,45 @@ def _wanted(name: str) -> bool:
     return name in {n.strip() for n in only.split(",") if n.strip()}
 
 
+def _add(module: Any, name: str, package: str, version: str) -> None:
+    """Register one plugin; one that implements an unknown hook (a misspelling) is refused with a warning."""
+    pm.register(module, name=name)
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        pm.unregister(name=name)
+        warn(f"plugin '{name}' ({package}) was not loaded: {exc}")
+        return
+    _origins[name] = (package, version)
+
+
 def load_plugins() -> None:
-    """Import every plugin of the entry-point group once; a broken one is skipped with a warning."""
+    """Register the built-ins, then every wanted plugin of the entry-point group, once."""
     global _loaded
     if _loaded:
         return
     _loaded = True
+    for module_name in DEFAULT_PLUGINS:
+        _add(importlib.import_module(module_name), module_name.rsplit(".", 1)[-1], "flowzero", __version__)
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        if not _wanted(ep.name) or pm.has_plugin(ep.name):
+        if pm.has_plugin(ep.name) or not _wanted(ep.name):
             continue
         dist = getattr(ep, "dist", None)
         package = dist.metadata["Name"] if dist else "?"
         version = dist.version if dist else "?"
         try:
             module = ep.load()
-            pm.register(module, name=ep.name)
         except Exception as exc:  # a third-party import error must not break the CLI
             warn(f"plugin '{ep.name}' ({package}) failed to load: {type(exc).__name__}: {exc}")
             continue
-        hooks = sorted(impl_name for impl_name in dir(module) if impl_name.startswith("register_"))
-        _infos[ep.name] = PluginInfo(ep.name, package, version, hooks=hooks)
+        _add(module, ep.name, package, version)
 
 
 def register_plugin(module: Any, name: str, package: str = "(in-process)", version: str = "") -> None:
     """Register a plugin object directly (tests, embedding applications)."""
     global _registries
     load_plugins()
-    pm.register(module, name=name)
-    hooks = sorted(h for h in dir(module) if h.startswith("register_"))
-    _infos[name] = PluginInfo(name, package, version, hooks=hooks)
+    _add(module, name, package, version)
     _registries = None
 
 
@@ -90,19 +113,20 @@ def unregister_plugin(name: str) -> None:
     """Undo :func:`register_plugin`."""
     global _registries
     pm.unregister(name=name)
-    _infos.pop(name, None)
+    _origins.pop(name, None)
     _registries = None
 
 
-def call_each(hook_name: str, **kwargs: Any) -> None:
-    """Call one hook on every plugin separately, so one failing plugin only costs its own contribution."""
+def add_commands(cli: click.Group) -> None:
+    """Let every plugin add its commands to ``cli`` (once, at start-up), noting which plugin added which."""
     load_plugins()
-    caller = getattr(pm.hook, hook_name)
-    for impl in caller.get_hookimpls():
+    for impl in pm.hook.register_commands.get_hookimpls():
+        before = set(cli.commands)
         try:
-            impl.function(**kwargs)
+            impl.function(cli=cli)
         except Exception as exc:
-            warn(f"plugin '{impl.plugin_name}' failed in {hook_name}: {type(exc).__name__}: {exc}")
+            warn(f"plugin '{impl.plugin_name}' failed in register_commands: {type(exc).__name__}: {exc}")
+        _commands_by[impl.plugin_name] = sorted(set(cli.commands) - before)
 
 
 def _collect() -> dict[str, dict[str, type[Any]]]:
@@ -111,12 +135,13 @@ def _collect() -> dict[str, dict[str, type[Any]]]:
         return _registries
     load_plugins()
     registries: dict[str, dict[str, type[Any]]] = {}
+    _registered_by.clear()
     for hook_name in _REGISTRY_HOOKS:
         kind = hook_name.removeprefix("register_")
         found: dict[str, type[Any]] = {}
+        owners: dict[str, str] = {}
         registries[kind] = found
-        caller = getattr(pm.hook, hook_name)
-        for impl in caller.get_hookimpls():
+        for impl in getattr(pm.hook, hook_name).get_hookimpls():  # in registration order: built-ins first
             added: list[type[Any]] = []
             try:
                 impl.function(register=added.append)
@@ -124,10 +149,13 @@ def _collect() -> dict[str, dict[str, type[Any]]]:
                 warn(f"plugin '{impl.plugin_name}' failed in {hook_name}: {type(exc).__name__}: {exc}")
                 continue
             for cls in added:
-                found.setdefault(cls.name, cls)
-                info = _infos.get(impl.plugin_name)
-                if info is not None:
-                    info.registers.append(f"{kind[:-1] if kind.endswith('s') else kind}:{cls.name}")
+                name = str(getattr(cls, "name", "") or "")
+                if name in found:
+                    warn(f"{_KIND_LABEL[kind]} '{name}' is registered by '{owners[name]}' and by "
+                         f"'{impl.plugin_name}'; using the one from '{owners[name]}'")
+                    continue
+                found[name], owners[name] = cls, impl.plugin_name
+                _registered_by.setdefault(impl.plugin_name, []).append(f"{_KIND_LABEL[kind]}:{name}")
     _registries = registries
     return registries
 
@@ -165,28 +193,14 @@ def get(kind: str, name: str) -> type[Any]:
 
 
 def plugin_infos() -> list[PluginInfo]:
-    """Every loaded plugin with what it registers, for `flowzero plugins list`."""
+    """Every loaded plugin with the hooks it implements (as pluggy knows them) and what it registered."""
     _collect()
-    commands = _command_owners()
     infos = []
-    for name, info in sorted(_infos.items()):
-        extra = [f"commands:{c}" for c in commands.get(name, [])]
-        infos.append(PluginInfo(info.name, info.package, info.version, info.hooks, info.registers + extra))
-    return infos
-
-
-def _command_owners() -> dict[str, list[str]]:
-    import click
-
-    owners: dict[str, list[str]] = {}
-    for impl in pm.hook.register_commands.get_hookimpls():
-        probe = click.Group("probe")
-        try:
-            impl.function(cli=probe)
-        except Exception:
+    for name, (package, version) in sorted(_origins.items()):
+        plugin = pm.get_plugin(name)
+        if plugin is None:
             continue
-        owners[impl.plugin_name] = sorted(probe.commands)
-    return owners
-
-
-Registrar = Callable[[type[Any]], None]
+        hooks = sorted(caller.name for caller in pm.get_hookcallers(plugin) or [])
+        registers = _registered_by.get(name, []) + [f"commands:{c}" for c in _commands_by.get(name, [])]
+        infos.append(PluginInfo(name, package, version, hooks, registers))
+    return infos

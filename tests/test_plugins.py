@@ -114,10 +114,67 @@ def test_plugin_failing_in_a_hook_only_loses_its_own_contribution(site: Path) ->
     assert "downloader:threads" in registered["threads"]["registers"]
 
 
-def test_load_plugins_env_var_limits_loading(site: Path) -> None:
+BUILT_INS = ["basemap", "fast", "psscope", "sqlite", "threads"]
+
+
+def test_load_plugins_env_var_limits_third_party_loading(site: Path) -> None:
+    """FLOWZERO_LOAD_PLUGINS picks among installed packages; the built-ins (DEFAULT_PLUGINS) are always there."""
     install_fake_plugin(site, "fz_good", GOOD_PLUGIN)
-    result = run_cli(site, "plugins", "list", "--json", extra_env={"FLOWZERO_LOAD_PLUGINS": "sqlite"})
-    assert [p["name"] for p in json.loads(result.stdout)] == ["sqlite"]
+    install_fake_plugin(site, "fz_other", GOOD_PLUGIN.replace('"echo"', '"echo2"').replace('"hello"', '"hi"'))
+    none = run_cli(site, "plugins", "list", "--json", extra_env={"FLOWZERO_LOAD_PLUGINS": ""})
+    assert [p["name"] for p in json.loads(none.stdout)] == BUILT_INS
+    one = run_cli(site, "plugins", "list", "--json", extra_env={"FLOWZERO_LOAD_PLUGINS": "fz_other"})
+    assert [p["name"] for p in json.loads(one.stdout)] == sorted([*BUILT_INS, "fz_other"])
+
+
+def test_a_misspelled_hook_is_reported_and_the_plugin_left_out(site: Path) -> None:
+    install_fake_plugin(site, "fz_typo", '''
+        from flowzero import hookimpl
+
+        @hookimpl
+        def register_downloder(register):
+            pass
+    ''')
+    result = run_cli(site, "plugins", "list", "--json")
+    assert result.returncode == 0 and "Traceback" not in result.stderr
+    [warning] = [line for line in result.stderr.splitlines() if "fz_typo" in line]
+    assert "register_downloder" in warning
+    assert "fz_typo" not in {p["name"] for p in json.loads(result.stdout)}
+
+
+def test_a_name_registered_twice_keeps_the_first_and_says_so(site: Path) -> None:
+    install_fake_plugin(site, "fz_clash", '''
+        from flowzero import hookimpl
+
+        class Impostor:
+            name = "threads"
+            description = "not the built-in"
+
+        @hookimpl
+        def register_downloaders(register):
+            register(Impostor)
+    ''')
+    result = run_cli(site, "plugins", "list", "--json")
+    assert "downloader 'threads' is registered by 'threads' and by 'fz_clash'" in result.stderr
+    registered = {p["name"]: p for p in json.loads(result.stdout)}
+    assert "downloader:threads" in registered["threads"]["registers"]
+    assert registered["fz_clash"]["registers"] == [] and registered["fz_clash"]["hooks"] == ["register_downloaders"]
+
+
+def test_register_commands_runs_once(site: Path) -> None:
+    install_fake_plugin(site, "fz_counter", '''
+        import os
+        from flowzero import hookimpl
+
+        @hookimpl
+        def register_commands(cli):
+            with open(os.environ["COUNT_FILE"], "a") as handle:
+                handle.write("x")
+    ''')
+    count = site / "count"
+    result = run_cli(site, "plugins", "list", "--json", extra_env={"COUNT_FILE": str(count)})
+    assert result.returncode == 0
+    assert count.read_text() == "x"
 
 
 def test_unknown_downloader_is_a_clear_error() -> None:

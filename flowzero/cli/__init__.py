@@ -105,7 +105,7 @@ def _add_core_commands() -> None:
 
 
 _add_core_commands()
-plugins.call_each("register_commands", cli=cli)
+plugins.add_commands(cli)
 
 
 def main() -> None:

@@ -166,20 +166,14 @@ class OrderStore(Protocol):
         """Release the connection."""
 
 
-def open_store(config: Config) -> OrderStore:
-    """The store chosen by ``config.storage.backend``, ready to use (SQLite: migrated).
+DEFAULT_BACKEND = "sqlite"  # a built-in plugin (flowzero.plugins.DEFAULT_PLUGINS): always there
 
-    The default ``sqlite`` backend is always available, even when ``FLOWZERO_LOAD_PLUGINS`` leaves its entry
-    point out, so a restricted plugin set never loses the order log.
-    """
+
+def open_store(config: Config) -> OrderStore:
+    """The store chosen by ``config.storage.backend`` (the registry's class of that name), ready to use."""
     from flowzero import plugins
 
-    backend = config.storage.backend or "sqlite"
-    if backend == "sqlite" and backend not in plugins.storage_backends():
-        from flowzero.storage.sqlite import SqliteOrderStore
-
-        return SqliteOrderStore(config)
-    cls = plugins.get("storage_backends", backend)
+    cls = plugins.get("storage_backends", config.storage.backend or DEFAULT_BACKEND)
     return cls(config)  # type: ignore[no-any-return]
 
 
@@ -195,15 +189,13 @@ def open_store_url(target: str, config: Config, must_exist: bool = False) -> Ord
     from flowzero.errors import UsageError
 
     scheme = urlsplit(target).scheme.lower() if "://" in target else ""
-    if scheme in ("", "sqlite", "file"):
-        from flowzero.storage.sqlite import SqliteOrderStore
-
+    if scheme in ("", "sqlite", "file"):  # a file of the default backend
         path = unquote(urlsplit(target).path) if scheme else target
         if not path:
             raise UsageError(f"no database file in '{target}'", hint="give a path, or sqlite:///path/to/file.db")
         if must_exist and not os.path.isfile(os.path.expanduser(path)):
             raise UsageError(f"no database file at {path}", hint="check the path of the store to copy from")
-        return SqliteOrderStore(path)
+        return plugins.get("storage_backends", DEFAULT_BACKEND)(path)  # type: ignore[no-any-return]
     for cls in plugins.storage_backends().values():
         if scheme in getattr(cls, "url_schemes", ()):
             chosen = dataclasses.replace(config, storage=StorageConfig(backend=cls.name, url=target))
