@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
-# Planet's order states; the last four are final.
-ORDER_STATES = ("queued", "running", "success", "partial", "failed", "cancelled")
-FINAL_STATES = frozenset({"success", "partial", "failed", "cancelled"})
+# Planet's order states, defined here once; the last four are final.
+OrderState = Literal["queued", "running", "success", "partial", "failed", "cancelled"]
+ORDER_STATES: tuple[OrderState, ...] = ("queued", "running", "success", "partial", "failed", "cancelled")
+FINAL_STATES: frozenset[str] = frozenset({"success", "partial", "failed", "cancelled"})
+PENDING_STATES: tuple[OrderState, ...] = ("queued", "running")
+# An order that ended in these may be placed again; in any other it counts as "already ordered" ("unknown" is what
+# an imported record without a recognisable status gets, so old history blocks re-ordering too).
+REORDERABLE_STATES: tuple[OrderState, ...] = ("failed", "cancelled")
+NOT_REORDERABLE_STATES: tuple[str, ...] = ("queued", "running", "success", "partial", "unknown")
 
 
 @dataclass

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol
 
 from flowzero.errors import AuthError, PlanetError
 from flowzero.leases import LeaseKeeper, holder_is_gone, worker_id
-from flowzero.models import Order
+from flowzero.models import REORDERABLE_STATES, Order
 from flowzero.ordering.plan import PlannedOrder, recorded_order
 
 if TYPE_CHECKING:
@@ -34,8 +34,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# As for the order store's find_existing_order: an order in these states may be placed again.
-REORDERABLE_STATES = ("failed", "cancelled")
 
 # What happened to one planned order.
 ORDERED = "ordered"  # Planet accepted it now and it is recorded

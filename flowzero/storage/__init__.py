@@ -10,17 +10,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Optional, Protocol, runtime_checkable
 
+from flowzero.models import NOT_REORDERABLE_STATES, PENDING_STATES, REORDERABLE_STATES
+
 if TYPE_CHECKING:
     from flowzero.config import Config
     from flowzero.models import Order, SearchRecord
     from flowzero.storage.copying import CopyCounts
-
-# Orders in these states count as "already ordered" when deciding whether to order again; "unknown" is what an
-# imported record without a (recognisable) status gets, so old history blocks re-ordering too.
-NOT_REORDERABLE_STATES = ("queued", "running", "success", "partial", "unknown")
-# Orders that ended in these states may be placed again.
-REORDERABLE_STATES = ("failed", "cancelled")
-PENDING_STATES = ("queued", "running")
 
 
 @dataclass(frozen=True)

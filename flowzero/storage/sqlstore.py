@@ -13,7 +13,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Optional, Protocol, TypeVar
 
-from flowzero.storage import NOT_REORDERABLE_STATES, IntentClaim
+from flowzero.models import NOT_REORDERABLE_STATES
+from flowzero.storage import IntentClaim
 from flowzero.storage.records import (
     ORDER_COLUMNS,
     check_claim_args,
