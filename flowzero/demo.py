@@ -18,7 +18,7 @@ from flowzero.errors import UsageError
 
 if TYPE_CHECKING:
     from flowzero.config import Config
-    from flowzero.delivery.deliver import OrderOutcome
+    from flowzero.delivery.outcomes import OrderOutcome
     from flowzero.models import Order
     from flowzero.planet.client import PlanetClient
     from flowzero.sandbox import Sandbox

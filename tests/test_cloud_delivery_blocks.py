@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from flowzero.config import Config
+from flowzero.delivery.cloud.block import cloud_delivery, normalize_prefix, redact_block, resolve_delivery
 from flowzero.errors import ConfigError
-from flowzero.ordering.delivery import cloud_delivery, normalize_prefix, redact_block, resolve_delivery
 from flowzero.sandbox import Sandbox
 from tests.fixtures.s3 import S3Bucket
 from tests.fixtures.sandbox import order_request, orderable_item_ids, wait_final

@@ -1,4 +1,4 @@
-"""The verified server-side copy of one staged object (flowzero.delivery.s3copy) against moto S3: each way of
+"""The verified server-side copy of one staged object (flowzero.delivery.cloud.copy) against moto S3: each way of
 proving the staged bytes, refusals that leave nothing at the final key, multipart copies, reruns."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from flowzero.delivery.s3copy import S3Arranger
+from flowzero.delivery.cloud.copy import S3Arranger
 from flowzero.models import TransferJob
 from tests.fixtures.s3 import S3Bucket
 

@@ -15,7 +15,7 @@ from flowzero.cli.context import AppContext
 from flowzero.cli.output import echo, emit_json, info, json_option, print_table
 
 if TYPE_CHECKING:
-    from flowzero.delivery.deliver import DeliverySettings, OrderOutcome
+    from flowzero.delivery.outcomes import DeliverySettings, OrderOutcome
 
 
 def delivery_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -47,9 +47,9 @@ def _settings(app: AppContext, output: str | None, overwrite: bool, downloader: 
               wait: bool, wait_timeout: float | None, as_json: bool, assets: str | None,
               allow_unverified: bool = False) -> DeliverySettings:
     from flowzero import plugins
-    from flowzero.delivery.deliver import DeliverySettings
     from flowzero.delivery.destination import parse_output
     from flowzero.delivery.layout import parse_assets
+    from flowzero.delivery.outcomes import DeliverySettings
     from flowzero.errors import UsageError
 
     config = app.config
@@ -111,7 +111,7 @@ _RESULT_WORDS = {
 
 
 def _summary_counts(outcomes: Sequence[OrderOutcome]) -> dict[str, int]:
-    from flowzero.delivery.deliver import CATEGORIES
+    from flowzero.delivery.outcomes import CATEGORIES
 
     return {category: sum(1 for o in outcomes if o.category == category) for category in CATEGORIES}
 

@@ -40,8 +40,8 @@ def register_destination(app: AppContext, name: str, bucket: str | None, endpoin
 
     Planet checks it can write and delete planetverify.txt there before it accepts the destination.
     """
+    from flowzero.delivery.cloud.block import aws_keys
     from flowzero.errors import ConfigError
-    from flowzero.ordering.delivery import aws_keys
     from flowzero.planet.destinations import DestinationsClient
 
     config = app.config

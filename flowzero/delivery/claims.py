@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Callable
 
 from flowzero import leases
-from flowzero.delivery.deliver import OrderOutcome, select_orders
+from flowzero.delivery.outcomes import OrderOutcome, select_orders
 from flowzero.errors import FlowzeroError
 from flowzero.leases import holder_is_gone, worker_id
 

@@ -45,7 +45,7 @@ class BotoRequests:
         self.client = client
 
     def head_metadata(self, bucket: str, key: str) -> dict[str, str] | None:
-        from flowzero.delivery.s3copy import head
+        from flowzero.delivery.cloud.copy import head
 
         found = head(self.client, bucket, key)
         return None if found is None else {k.lower(): v for k, v in (found.get("Metadata") or {}).items()}
@@ -55,7 +55,7 @@ class BotoRequests:
         self.client.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type, Metadata=metadata)
 
     def get_document(self, bucket: str, key: str) -> bytes | None:
-        from flowzero.delivery.s3copy import is_not_found
+        from flowzero.delivery.cloud.copy import is_not_found
 
         try:
             return self.client.get_object(Bucket=bucket, Key=key)["Body"].read()  # type: ignore[no-any-return]

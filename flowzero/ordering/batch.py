@@ -161,9 +161,9 @@ def run_batch(
     """Search, plan and submit every chunk (a pipeline, see the module docstring); ``on_chunk`` hears about
     each one in the shapefile's order, as soon as it and the chunks before it are done.
 
-    ``delivery`` (a :class:`flowzero.ordering.delivery.CloudDelivery`) has Planet write into the user's bucket.
+    ``delivery`` (a :class:`flowzero.delivery.cloud.block.CloudDelivery`) has Planet write into the user's bucket.
     """
-    from flowzero.ordering.delivery import apply_delivery
+    from flowzero.delivery.cloud.block import apply_delivery
     from flowzero.ordering.submit import reconcile_intents
 
     owner = owner or Owner()

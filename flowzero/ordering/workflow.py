@@ -20,9 +20,9 @@ from flowzero.ordering.submit import ELSEWHERE, EXISTS, RECOVERED, SubmitResult,
 if TYPE_CHECKING:
     from flowzero.aoi import AOI
     from flowzero.config import Config
+    from flowzero.delivery.cloud.block import CloudDelivery
     from flowzero.models import Order
     from flowzero.ordering.batch import BatchReport, ChunkOutcome
-    from flowzero.ordering.delivery import CloudDelivery
     from flowzero.planet.client import PlanetClient
     from flowzero.providers.base import SceneSearch
     from flowzero.storage import OrderStore
@@ -93,7 +93,7 @@ def force_suffix() -> str:
 
 def cloud_target(services: Services, option: Optional[str], say: Say) -> Optional[CloudDelivery]:
     """The checked cloud delivery (None: download), resolved before anything is searched or ordered."""
-    from flowzero.ordering.delivery import resolve_delivery
+    from flowzero.delivery.cloud.block import resolve_delivery
 
     def lookup(ref: str) -> Optional[dict[str, Any]]:
         from flowzero.planet.destinations import DestinationsClient
@@ -133,7 +133,7 @@ def submit(services: Services, *, aoi_path: str, aoi_name: Optional[str], start_
            on_result: OnResult, on_recovered: Callable[[Order], None]) -> SubmitReport:
     """Search, then order the selection clipped to the AOI, never twice. ``on_search`` hears of the search
     before anything is ordered; no selected scene: nothing is planned."""
-    from flowzero.ordering.delivery import apply_delivery
+    from flowzero.delivery.cloud.block import apply_delivery
 
     target = cloud_target(services, delivery, say)
     search = search_scenes(services, aoi_path=aoi_path, aoi_name=aoi_name, start_date=start_date,
@@ -190,7 +190,7 @@ def order_basemap(services: Services, *, mosaic_name: str, aoi_path: str, aoi_na
                   force: bool, delivery: Optional[str], say: Say, on_result: OnResult,
                   on_recovered: Callable[[Order], None]) -> SubmitReport:
     """The mosaic's quads over the AOI, clipped to it, never twice."""
-    from flowzero.ordering.delivery import apply_delivery
+    from flowzero.delivery.cloud.block import apply_delivery
 
     target = cloud_target(services, delivery, say)
     aoi = load_aoi(aoi_path, aoi_name)

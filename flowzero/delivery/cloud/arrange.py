@@ -3,7 +3,7 @@
 An order placed with ``--delivery cloud`` is staged by Planet under ``<path_prefix><order id>/`` with its
 ``manifest.json``. When ``check-order-status`` / ``batch-check-status`` find it finished, every analytic image is
 placed at the same layout key the download path uses (:mod:`flowzero.delivery.layout`), inside the bucket, by a
-verified server-side copy (:mod:`flowzero.delivery.s3copy`), and its staged copy is deleted so it is not stored
+verified server-side copy (:mod:`flowzero.delivery.cloud.copy`), and its staged copy is deleted so it is not stored
 twice; ``metadata.json`` is written as for downloads, with the delivery block's credentials masked. Without
 ``--output`` the layout goes to the top of the staging bucket; ``--output s3://bucket/prefix`` puts it there
 instead; ``--output DIR`` fetches the staged files to a folder through the configured downloader (presigned
@@ -24,15 +24,16 @@ from flowzero.errors import FlowzeroError, TransferError
 from flowzero.models import Order, TransferResult
 
 if TYPE_CHECKING:
-    from flowzero.delivery.deliver import DeliverySettings, OrderOutcome
     from flowzero.delivery.jobs import DeliveryPlan
     from flowzero.delivery.manifest import Manifest
+    from flowzero.delivery.outcomes import DeliverySettings, OrderOutcome
 
 CLOUD_KINDS = ("s3_compatible", "amazon_s3", "destination")
 FINISHED = ("success", "partial")
 PRESIGN_SECONDS = 12 * 3600
 
 Say = Callable[[str], None]
+RunDownloader = Callable[[list[Any], Any, Any, Any], list[TransferResult]]  # (jobs, config, settings, progress)
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ def cloud_record(record: Order | None, order_json: dict[str, Any] | None) -> dic
     for kind in CLOUD_KINDS:
         inner = block.get(kind)
         if isinstance(inner, dict):
-            from flowzero.ordering.delivery import redact_block
+            from flowzero.delivery.cloud.block import redact_block
 
             return {"mode": "cloud", "type": kind, "bucket": str(inner.get("bucket") or ""),
                     "path_prefix": str(inner.get("path_prefix") or ""),
@@ -82,7 +83,7 @@ def is_cloud_order(record: Order | None, order_json: dict[str, Any] | None) -> b
 
 def public_order(order_json: dict[str, Any]) -> dict[str, Any]:
     """The order's JSON as it may be written or shown: the delivery block's credentials masked."""
-    from flowzero.ordering.delivery import redact_block
+    from flowzero.delivery.cloud.block import redact_block
 
     clean = copy.deepcopy(order_json)
     if "delivery" in clean:
@@ -123,8 +124,8 @@ def _client(config: Any, staging: Staging, cache: dict[tuple[str, str], Any]) ->
 
 def read_manifest(client: Any, staging: Staging, order_id: str) -> Manifest:
     """The order's manifest.json as Planet wrote it into the bucket."""
+    from flowzero.delivery.cloud.copy import describe_error
     from flowzero.delivery.manifest import parse_manifest
-    from flowzero.delivery.s3copy import describe_error
 
     key = staging.key(order_id, "manifest.json")
     try:
@@ -152,7 +153,7 @@ def staged_order(order_json: dict[str, Any], manifest: Manifest, staging: Stagin
 
 def arrange_in_bucket(plan: DeliveryPlan, client: Any, config: Any, overwrite: bool) -> list[TransferResult]:
     """Every job of ``plan`` placed by verified server-side copy, concurrently; one result per job."""
-    from flowzero.delivery.s3copy import S3Arranger
+    from flowzero.delivery.cloud.copy import S3Arranger
 
     if not plan.jobs:
         return []
@@ -172,8 +173,8 @@ def _arranged_at(record: Order | None, staging: Staging) -> Destination:
 def presign_sources(plan: DeliveryPlan, client: Any, arranged: Destination) -> None:
     """Point each job at a presigned URL of its staged object or, once that was arranged and deleted, of the
     arranged copy, so any downloader can fetch it over HTTP with its usual verification."""
+    from flowzero.delivery.cloud.copy import head
     from flowzero.delivery.s3 import split_s3_url
-    from flowzero.delivery.s3copy import head
 
     for job, key in zip(plan.jobs, plan.keys):
         bucket, object_key = split_s3_url(job.url)
@@ -183,22 +184,22 @@ def presign_sources(plan: DeliveryPlan, client: Any, arranged: Destination) -> N
                                                 ExpiresIn=PRESIGN_SECONDS)
 
 
-def _fetch(plan: DeliveryPlan, config: Any, settings: DeliverySettings) -> list[TransferResult]:
-    from flowzero.delivery.deliver import _run_downloader
+def _fetch(plan: DeliveryPlan, config: Any, settings: DeliverySettings, run_downloader: RunDownloader
+           ) -> list[TransferResult]:
     from flowzero.delivery.progress import TransferProgress
 
     if not plan.jobs:
         return []
     with TransferProgress(settings.show_progress) as progress:
         progress.add(sum(job.size or 0 for job in plan.jobs), len(plan.jobs))
-        return _run_downloader(plan.jobs, config, settings, progress)
+        return run_downloader(plan.jobs, config, settings, progress)
 
 
 def _deliver_one(outcome: OrderOutcome, record: Order | None, order_json: dict[str, Any], info: dict[str, Any],
                  planet: Any, config: Any, settings: DeliverySettings, say: Say,
-                 clients: dict[tuple[str, str], Any]) -> OrderOutcome:
-    from flowzero.delivery.deliver import _conclude_delivery, catalog_delivery
+                 clients: dict[tuple[str, str], Any], run_downloader: RunDownloader) -> OrderOutcome:
     from flowzero.delivery.jobs import plan_delivery
+    from flowzero.delivery.outcomes import catalog_delivery, conclude_delivery
     from flowzero.delivery.s3requests import BotoRequests
 
     order_id = outcome.order_id
@@ -212,13 +213,13 @@ def _deliver_one(outcome: OrderOutcome, record: Order | None, order_json: dict[s
     if local:
         say(f"order {order_id}: fetching {len(plan.jobs)} file(s) from {staging.describe(order_id)}")
         presign_sources(plan, client, _arranged_at(record, staging))
-        results = _fetch(plan, config, settings)
+        results = _fetch(plan, config, settings, run_downloader)
     else:
         say(f"order {order_id}: arranging {len(plan.jobs)} file(s) from {staging.describe(order_id)} in "
             f"{destination.describe()} by server-side copy")
         results = arrange_in_bucket(plan, client, config, settings.overwrite)
     requests = lambda: BotoRequests(client)  # noqa: E731
-    outcome = _conclude_delivery(outcome, plan, results, public_order(order_json), destination, requests,
+    outcome = conclude_delivery(outcome, plan, results, public_order(order_json), destination, requests,
                                  settings.allow_unverified)
     outcome = catalog_delivery(outcome, plan, public_order(order_json), record, destination, requests, settings)
     how = "fetched from" if local else "arranged by server-side copy from"
@@ -228,11 +229,12 @@ def _deliver_one(outcome: OrderOutcome, record: Order | None, order_json: dict[s
 
 
 def deliver_cloud_orders(checked: Sequence[Any], outcomes: list[OrderOutcome], planet: Any, config: Any,
-                         settings: DeliverySettings, say: Say) -> list[OrderOutcome]:
+                         settings: DeliverySettings, say: Say, run_downloader: RunDownloader) -> list[OrderOutcome]:
     """The outcomes with every finished cloud order arranged (or fetched); other orders are left as they are.
 
     ``checked`` are :func:`flowzero.delivery.deliver.check_orders`' per-order states (``record``,
-    ``order_json``, ``error``), in the same order as ``outcomes``.
+    ``order_json``, ``error``), in the same order as ``outcomes``; ``run_downloader`` moves the files of an
+    order fetched to a folder (the orchestration's, so both go through the same downloader set-up).
     """
     from flowzero.redact import redact
 
@@ -247,7 +249,7 @@ def deliver_cloud_orders(checked: Sequence[Any], outcomes: list[OrderOutcome], p
             continue
         try:
             result[index] = _deliver_one(outcome, item.record, item.order_json, info, planet, config, settings,
-                                         say, clients)
+                                         say, clients, run_downloader)
         except Exception as exc:  # one order's surprise must not sink the batch
             text = exc.message if isinstance(exc, FlowzeroError) else f"{type(exc).__name__}: {exc}"
             outcome.category = "incomplete"
