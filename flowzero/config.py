@@ -63,7 +63,7 @@ class DeliveryConfig:
     path_prefix: str = "planet-staging/"
     destination_ref: str = ""
     assets: str = "image,udm2,metadata"  # what of each PlanetScope item a delivery keeps (--assets)
-    catalog: bool = True  # keep a STAC catalog at every destination (flowzero/stac)
+    catalog: bool = True  # keep a STAC catalog at every destination (flowzero/delivery/stac)
 
 
 # The numbers a setting may take (inclusive), checked once every layer is applied. NaN and infinity never fit.

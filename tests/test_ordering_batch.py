@@ -15,8 +15,8 @@ from flowzero.config import Config
 from flowzero.errors import AuthError, PlanetError, UsageError
 from flowzero.models import Scene
 from flowzero.ordering.batch import plan_chunks, run_batch
+from flowzero.ordering.providers import SceneSearch
 from flowzero.ordering.submit import EXISTS, ORDERED
-from flowzero.providers.base import SceneSearch
 from flowzero.storage.sqlite import SqliteOrderStore
 from tests.test_ordering_submit import FakePlanet
 

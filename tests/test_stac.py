@@ -188,7 +188,7 @@ def test_cloud_delivery_writes_the_catalog_into_the_bucket(request: pytest.Fixtu
 
 
 def _item(name: str, day: int) -> bytes:
-    from flowzero.stac.catalog import dump
+    from flowzero.delivery.stac.catalog import dump
 
     return dump({"type": "Feature", "id": name, "bbox": [-121.6, 36.6, -121.5, 36.7],
                  "properties": {"datetime": f"2024-01-{day:02d}T18:00:00Z"}})
@@ -196,8 +196,8 @@ def _item(name: str, day: int) -> bytes:
 
 def test_a_writer_that_listed_too_early_relinks_what_another_added(tmp_path: Path) -> None:
     from flowzero.delivery.destination import Destination
-    from flowzero.stac.catalog import collection_key, item_key, relink_collection
-    from flowzero.stac.files import CatalogFiles
+    from flowzero.delivery.stac.catalog import collection_key, item_key, relink_collection
+    from flowzero.delivery.stac.files import CatalogFiles
 
     destination = Destination("local", str(tmp_path))
 
@@ -227,8 +227,8 @@ def test_eight_concurrent_writers_lose_no_item(tmp_path: Path) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     from flowzero.delivery.destination import Destination
-    from flowzero.stac.catalog import collection_key, item_key, relink_collection, relink_root
-    from flowzero.stac.files import CatalogFiles
+    from flowzero.delivery.stac.catalog import collection_key, item_key, relink_collection, relink_root
+    from flowzero.delivery.stac.files import CatalogFiles
 
     def writer(n: int) -> None:
         files = CatalogFiles(Destination("local", str(tmp_path)))

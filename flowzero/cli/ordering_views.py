@@ -13,7 +13,7 @@ from flowzero.ordering.submit import ELSEWHERE, EXISTS, ORDERED, RECOVERED, WOUL
 if TYPE_CHECKING:
     from flowzero.models import Order
     from flowzero.ordering.batch import BatchReport, ChunkOutcome
-    from flowzero.providers.base import SceneSearch
+    from flowzero.ordering.providers import SceneSearch
 
 
 def scene_rows(search: SceneSearch) -> list[dict[str, Any]]:

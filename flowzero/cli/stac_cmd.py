@@ -22,8 +22,8 @@ def stac(app: AppContext, destination: str, as_json: bool) -> None:
     import os
 
     from flowzero.delivery.destination import parse_output
+    from flowzero.delivery.stac import rebuild_catalog
     from flowzero.errors import UsageError
-    from flowzero.stac import rebuild_catalog
 
     where = parse_output(destination, app.config)
     s3 = None

@@ -33,7 +33,7 @@ class DeliverySettings:
     destination: Destination | None = None
     downloader: str = "threads"
     assets: tuple[str, ...] = DEFAULT_ASSETS  # what of each PlanetScope item is kept (flowzero.delivery.layout)
-    catalog: bool = True  # keep the destination's STAC catalog (flowzero.stac)
+    catalog: bool = True  # keep the destination's STAC catalog (flowzero.delivery.stac)
     overwrite: bool = False
     wait: bool = False
     wait_timeout: float | None = None
@@ -57,7 +57,7 @@ class OrderOutcome:
     error_hints: list[str] = field(default_factory=list)
     message: str = ""
     bytes: int = 0
-    catalog: str | None = None  # the destination's STAC root (flowzero.stac), once this order is in it
+    catalog: str | None = None  # the destination's STAC root (flowzero.delivery.stac), once this order is in it
     status_code: int | None = None  # Planet's HTTP status when the order could not be checked
 
     @property
@@ -146,10 +146,10 @@ def conclude_delivery(outcome: OrderOutcome, plan: DeliveryPlan, results: list[T
 def catalog_delivery(outcome: OrderOutcome, plan: DeliveryPlan, order_json: dict[str, Any], record: Order | None,
                      destination: Destination, s3: Callable[[], S3Requests],
                      settings: DeliverySettings) -> OrderOutcome:
-    """Once an order is delivered, add its items to the destination's STAC catalog (:mod:`flowzero.stac`)."""
+    """Once an order is delivered, add its items to the destination's STAC catalog (:mod:`flowzero.delivery.stac`)."""
     if not settings.catalog or outcome.category not in ("delivered", "partial"):
         return outcome
-    from flowzero.stac import CATALOG_KEY, record_delivery
+    from flowzero.delivery.stac import CATALOG_KEY, record_delivery
 
     try:
         outcome.catalog = record_delivery(destination, plan, order_json, record, s3 if destination.is_s3 else None).root

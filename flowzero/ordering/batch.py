@@ -28,7 +28,7 @@ from flowzero.ordering.submit import (
 
 if TYPE_CHECKING:
     from flowzero.aoi import Gage
-    from flowzero.providers.base import SceneProvider, SceneSearch
+    from flowzero.ordering.providers import SceneProvider, SceneSearch
 
 SEARCH_THREADS = 8  # searches in flight: the Data API allows ~10/s and answers in about half a second
 ORDER_THREADS = 4  # order POSTs in flight: 3/s allowed, ~0.4 s each, so more than one must be open
@@ -163,7 +163,7 @@ def run_batch(
 
     ``delivery`` (a :class:`flowzero.delivery.cloud.block.CloudDelivery`) has Planet write into the user's bucket.
     """
-    from flowzero.delivery.cloud.block import apply_delivery
+    from flowzero.ordering.plan import apply_delivery
     from flowzero.ordering.submit import reconcile_intents
 
     owner = owner or Owner()

@@ -7,17 +7,21 @@ order again by name instead of placing a second one.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Optional
 
 from flowzero.chunking import PLANET_MAX_ITEMS_PER_ORDER, split_items
 from flowzero.models import Order
 from flowzero.selection import quota_hectares
+
+if TYPE_CHECKING:
+    from flowzero.delivery.cloud.block import CloudDelivery
 
 MAX_ITEMS_PER_ORDER = PLANET_MAX_ITEMS_PER_ORDER
 PSSCENE = "PSScene"
@@ -148,3 +152,12 @@ def plan_basemap_order(template: Order, geometry: dict[str, Any], *,
                       content_hash(mosaic, geometry), suffix)
     order = dataclasses.replace(template, order_id="", order_name=name, clipped=True)
     return PlannedOrder(name, basemap_request(name, mosaic, geometry), order, name)
+
+
+def apply_delivery(planned: Sequence[PlannedOrder], delivery: Optional[CloudDelivery]) -> None:
+    """Put the cloud delivery block into each request and its redacted record into each order's metadata."""
+    if delivery is None:
+        return
+    for item in planned:
+        item.request["delivery"] = copy.deepcopy(delivery.block)
+        item.order.metadata["delivery"] = delivery.record()

@@ -23,8 +23,8 @@ if TYPE_CHECKING:
     from flowzero.delivery.cloud.block import CloudDelivery
     from flowzero.models import Order
     from flowzero.ordering.batch import BatchReport, ChunkOutcome
+    from flowzero.ordering.providers import SceneSearch
     from flowzero.planet.client import PlanetClient
-    from flowzero.providers.base import SceneSearch
     from flowzero.storage import OrderStore
 
 Say = Callable[[str], None]
@@ -133,7 +133,7 @@ def submit(services: Services, *, aoi_path: str, aoi_name: Optional[str], start_
            on_result: OnResult, on_recovered: Callable[[Order], None]) -> SubmitReport:
     """Search, then order the selection clipped to the AOI, never twice. ``on_search`` hears of the search
     before anything is ordered; no selected scene: nothing is planned."""
-    from flowzero.delivery.cloud.block import apply_delivery
+    from flowzero.ordering.plan import apply_delivery
 
     target = cloud_target(services, delivery, say)
     search = search_scenes(services, aoi_path=aoi_path, aoi_name=aoi_name, start_date=start_date,
@@ -190,7 +190,7 @@ def order_basemap(services: Services, *, mosaic_name: str, aoi_path: str, aoi_na
                   force: bool, delivery: Optional[str], say: Say, on_result: OnResult,
                   on_recovered: Callable[[Order], None]) -> SubmitReport:
     """The mosaic's quads over the AOI, clipped to it, never twice."""
-    from flowzero.delivery.cloud.block import apply_delivery
+    from flowzero.ordering.plan import apply_delivery
 
     target = cloud_target(services, delivery, say)
     aoi = load_aoi(aoi_path, aoi_name)

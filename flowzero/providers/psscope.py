@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from flowzero.aoi import AOI
     from flowzero.config import Config
     from flowzero.ordering.plan import PlannedOrder
-    from flowzero.providers.base import SceneSearch
+    from flowzero.ordering.providers import SceneSearch
 
 ITEM_TYPE = "PSScene"
 
@@ -35,8 +35,8 @@ class PSScopeProvider:
         """Search every page, drop scenes under ``downloads.min_coverage_pct``, keep the best per interval."""
         from flowzero.aoi import clip_geometry
         from flowzero.errors import UsageError
+        from flowzero.ordering.providers import SceneSearch
         from flowzero.planet.filters import build_search_filter
-        from flowzero.providers.base import SceneSearch
         from flowzero.selection import (
             CADENCES,
             choose_bundle,

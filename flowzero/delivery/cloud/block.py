@@ -13,7 +13,6 @@ go only into the request sent to Planet. What is recorded with the order (and sh
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
@@ -21,7 +20,6 @@ from flowzero.errors import ConfigError, UsageError
 
 if TYPE_CHECKING:
     from flowzero.config import Config
-    from flowzero.ordering.plan import PlannedOrder
 
 MODES = ("download", "cloud")
 KINDS = ("s3_compatible", "amazon_s3", "destination")
@@ -166,12 +164,3 @@ def resolve_delivery(option: str | None, config: Config,
     if resolve_mode(option, config) == "download":
         return None
     return cloud_delivery(config, lookup)
-
-
-def apply_delivery(planned: Sequence[PlannedOrder], delivery: CloudDelivery | None) -> None:
-    """Put the delivery block into each request and its redacted record into each order's metadata."""
-    if delivery is None:
-        return
-    for item in planned:
-        item.request["delivery"] = copy.deepcopy(delivery.block)
-        item.order.metadata["delivery"] = delivery.record()

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Optional
 
-from flowzero.stac.catalog import (
+from flowzero.delivery.stac.catalog import (
     CATALOG_KEY,
     aoi_key,
     collections_present,
@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     from flowzero.delivery.destination import Destination
     from flowzero.delivery.jobs import DeliveryPlan
     from flowzero.delivery.s3requests import S3Requests
+    from flowzero.delivery.stac.files import CatalogFiles
     from flowzero.models import Order
-    from flowzero.stac.files import CatalogFiles
 
 
 @dataclass
@@ -69,7 +69,7 @@ def order_items(plan: DeliveryPlan, order_json: dict[str, Any], record: Order | 
     """The pystac Items of one delivered order (scenes or quads)."""
     from flowzero.delivery.jobs import is_basemap_order
     from flowzero.delivery.layout import mosaic_period
-    from flowzero.stac.items import group_quads, group_scenes, quad_item, scene_item
+    from flowzero.delivery.stac.items import group_quads, group_scenes, quad_item, scene_item
 
     clip = _clip(order_json, record)
     if is_basemap_order(order_json, record):
@@ -93,7 +93,7 @@ def record_delivery(destination: Destination, plan: DeliveryPlan, order_json: di
     Call it after every file of ``plan`` is verified there. Idempotent (a rerun writes nothing) and safe while
     other runs deliver to the same destination.
     """
-    from flowzero.stac.files import CatalogFiles
+    from flowzero.delivery.stac.files import CatalogFiles
 
     files = CatalogFiles(destination, s3)
     collection_id = (record.aoi_name if record else None) or plan.folder.rsplit("/", 1)[-1] or "UnknownAOI"
@@ -113,7 +113,7 @@ def record_delivery(destination: Destination, plan: DeliveryPlan, order_json: di
 
 def rebuild_catalog(destination: Destination, s3: Optional[Callable[[], S3Requests]] = None) -> CatalogUpdate:
     """Relink every collection and the root from the item files present (``flowzero stac DEST``)."""
-    from flowzero.stac.files import CatalogFiles
+    from flowzero.delivery.stac.files import CatalogFiles
 
     files = CatalogFiles(destination, s3)
     update = CatalogUpdate(destination.target(CATALOG_KEY))

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from flowzero.stac.files import CatalogFiles
+    from flowzero.delivery.stac.files import CatalogFiles
 
 STAC_ROOT = "stac"
 CATALOG_KEY = f"{STAC_ROOT}/catalog.json"
