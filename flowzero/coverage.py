@@ -154,9 +154,10 @@ def _span(orders: Sequence[Order], searches: Sequence[SearchRecord]) -> tuple[da
 def build_calendar(orders: Sequence[Order], searches: Sequence[SearchRecord], *, cadence: str | None = None,
                    start: date | None = None, end: date | None = None) -> Calendar:
     """The calendar of every gage in ``orders`` and ``searches`` over ``start..end`` (default: their span)."""
+    from flowzero import plugins
     from flowzero.selection import CADENCES
 
-    orders = [o for o in orders if not str(o.order_type or "").lower().startswith("basemap")]
+    orders = [o for o in orders if plugins.order_kind(o.order_type) != "mosaics"]  # a calendar of scenes
     chosen = cadence or _default_cadence(orders, searches)
     if chosen not in CADENCES:
         raise UsageError(f"unknown cadence '{chosen}': choose one of {', '.join(CADENCES)}")

@@ -179,6 +179,33 @@ def storage_backends() -> dict[str, type[Any]]:
     return _registry("storage_backends")
 
 
+def provider_for(kind: str, name: Optional[str] = None) -> type[Any]:
+    """The provider class of ``kind`` ("scenes", "mosaics"): the one named (``--provider``), else the only one
+    installed; several of that kind and no name is a UsageError asking to choose."""
+    from flowzero.errors import UsageError
+
+    if name is not None:
+        cls = get("providers", name)
+        if getattr(cls, "kind", None) != kind:
+            raise UsageError(f"provider '{name}' does not provide {kind} (it provides {getattr(cls, 'kind', '?')})",
+                             hint="run 'flowzero plugins list' to see the providers")
+        return cls
+    found = [cls for cls in providers().values() if getattr(cls, "kind", None) == kind]
+    if len(found) == 1:
+        return found[0]
+    names = ", ".join(sorted(cls.name for cls in found)) or "none"
+    raise PluginError(f"{len(found)} providers of {kind} are installed ({names})",
+                      hint="choose one with --provider NAME" if found else "reinstall flowzero")
+
+
+def order_kind(order_type: Optional[str]) -> Optional[str]:
+    """The kind of the registered provider whose orders are recorded as ``order_type`` (None: no such provider)."""
+    for cls in providers().values():
+        if order_type and getattr(cls, "order_type", None) == order_type:
+            return getattr(cls, "kind", None)
+    return None
+
+
 def get(kind: str, name: str) -> type[Any]:
     """The class registered under ``name``, or a clear error listing the available ones."""
     found = _registry(kind)

@@ -200,3 +200,37 @@ def test_help_does_not_import_heavy_libraries() -> None:
     assert result.returncode == 0, result.stderr
     assert "Usage" in result.stdout
     assert result.stdout.strip().splitlines()[-1] == "HEAVY:"
+
+
+SECOND_SCENE_PROVIDER = '''
+    from flowzero import hookimpl
+    from flowzero.providers.psscope import PSScopeProvider
+
+    class OtherScenes(PSScopeProvider):
+        name = "otherscenes"
+        description = "a second scene provider"
+
+    @hookimpl
+    def register_providers(register):
+        register(OtherScenes)
+'''
+
+
+def test_commands_pick_providers_by_kind_and_provider_chooses_among_several(site: Path) -> None:
+    """No command names a provider: with one of a kind it is used; with two, --provider chooses."""
+    from flowzero import plugins
+    from flowzero.ordering.providers import MOSAICS, SCENES
+
+    assert plugins.provider_for(SCENES).name == "psscope" and plugins.provider_for(MOSAICS).name == "basemap"
+    install_fake_plugin(site, "fz_scenes", SECOND_SCENE_PROVIDER)
+    aoi = Path(__file__).parent / "data" / "aoi" / "geojson" / "DrySpy_AOI_SalinasRiver.geojson"
+    args = ("search-scenes", "--geojson", str(aoi), "--start-date", "2024-01-01", "--end-date", "2024-01-31")
+    env = {"PL_API_KEY": "k", "FLOWZERO_PLANET_API_URL": "http://127.0.0.1:9/data/v1",
+           "FLOWZERO_PLANET_MAX_RETRIES": "0"}
+    both = run_cli(site, *args, extra_env=env)
+    assert both.returncode == 1 and "2 providers of scenes are installed (otherscenes, psscope)" in both.stderr
+    assert "--provider NAME" in both.stderr
+    wrong = run_cli(site, *args, "--provider", "basemap", extra_env=env)
+    assert wrong.returncode == 2 and "provider 'basemap' does not provide scenes" in wrong.stderr
+    chosen = run_cli(site, *args, "--provider", "otherscenes", extra_env=env)
+    assert chosen.returncode == 1 and "could not reach Planet" in chosen.stderr  # chosen, then it searched

@@ -30,7 +30,7 @@ def delivery_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--overwrite", is_flag=True, help="Fetch again even if a verified copy is there."),
         click.option("--downloader", metavar="NAME",
                      help="Downloader plugin (default: config downloads.downloader)."),
-        click.option("--use-s5cmd", is_flag=True, help="Same as --downloader s5cmd."),
+        click.option("--use-s5cmd", is_flag=True, help="Alias of --downloader s5cmd (the old tool's flag)."),
         click.option("--wait", is_flag=True, help="Poll (with backoff) until orders are final."),
         click.option("--wait-timeout", type=float, metavar="SECONDS",
                      help="With --wait: give up waiting after this long (the order keeps running)."),

@@ -44,6 +44,9 @@ def _options(*decorators: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return apply
 
 
+provider_option = click.option(
+    "--provider", "provider_name", metavar="NAME", default=None,
+    help="Imagery provider plugin (default: the one installed for this command; see `flowzero plugins list`).")
 api_key_option = click.option("--api-key", metavar="KEY", expose_value=False, callback=_remember_api_key,
                               help="Planet API key for this command (default: $PL_API_KEY).")
 dates_options = _options(
@@ -217,15 +220,18 @@ def show_order_basemap(services: Services, quiet: bool, *, as_json: bool, dry_ru
 @aoi_options
 @dates_options
 @selection_options
+@provider_option
 @api_key_option
 @json_option
 @click.pass_context
 def search_scenes(ctx: click.Context, aoi_path: str, aoi_name: str | None, start_date: str, end_date: str,
-                  cadence: str, num_bands: str, bundle: str | None, as_json: bool) -> None:
+                  cadence: str, num_bands: str, bundle: str | None, provider_name: str | None,
+                  as_json: bool) -> None:
     """Search PlanetScope scenes for an AOI and show the ones that would be ordered (orders nothing)."""
     app = _app(ctx)
     show_search_scenes(app, app.quiet, aoi_path=aoi_path, aoi_name=aoi_name, start_date=start_date,
-                       end_date=end_date, cadence=cadence, num_bands=num_bands, bundle=bundle, as_json=as_json)
+                       end_date=end_date, cadence=cadence, num_bands=num_bands, bundle=bundle,
+                       provider_name=provider_name, as_json=as_json)
 
 
 @click.command("submit")
@@ -233,18 +239,19 @@ def search_scenes(ctx: click.Context, aoi_path: str, aoi_name: str | None, start
 @dates_options
 @selection_options
 @order_options
+@provider_option
 @api_key_option
 @click.option("--skip-if-exists", is_flag=True, hidden=True, help="Old flag; skipping is now the default.")
 @json_option
 @click.pass_context
 def submit(ctx: click.Context, aoi_path: str, aoi_name: str | None, start_date: str, end_date: str,
            cadence: str, num_bands: str, bundle: str | None, dry_run: bool, force: bool, delivery: str | None,
-           skip_if_exists: bool, as_json: bool) -> None:
+           provider_name: str | None, skip_if_exists: bool, as_json: bool) -> None:
     """Order the best PlanetScope scenes for an AOI, clipped to it; never the same order twice."""
     app = _app(ctx)
     show_submit(app, app.quiet, aoi_path=aoi_path, aoi_name=aoi_name, start_date=start_date, end_date=end_date,
                 cadence=cadence, num_bands=num_bands, bundle=bundle, dry_run=dry_run, force=force,
-                as_json=as_json, delivery=delivery)
+                as_json=as_json, delivery=delivery, provider_name=provider_name)
 
 
 @click.command("batch-submit")
@@ -257,46 +264,51 @@ def submit(ctx: click.Context, aoi_path: str, aoi_name: str | None, start_date: 
 @click.option("--max-months", type=click.IntRange(min=1), default=6, show_default=True,
               help="Split each gage's range into orders of at most this many months.")
 @order_options
+@provider_option
 @api_key_option
 @click.option("--skip-existing", is_flag=True, hidden=True, help="Old flag; skipping is now the default.")
 @json_option
 @click.pass_context
 def batch_submit(ctx: click.Context, shp_path: str, gage_id_col: str, start_date_col: str, end_date_col: str,
                  cadence: str, num_bands: str, bundle: str | None, max_months: int, dry_run: bool,
-                 force: bool, delivery: str | None, skip_existing: bool, as_json: bool) -> None:
+                 force: bool, delivery: str | None, provider_name: str | None, skip_existing: bool,
+                 as_json: bool) -> None:
     """Order scenes for every gage of a shapefile, one order per gage and chunk of at most --max-months."""
     app = _app(ctx)
     show_batch_submit(app, app.quiet, shp_path=shp_path, gage_id_col=gage_id_col, start_date_col=start_date_col,
                       end_date_col=end_date_col, cadence=cadence, num_bands=num_bands, bundle=bundle,
-                      max_months=max_months, dry_run=dry_run, force=force, as_json=as_json, delivery=delivery)
+                      max_months=max_months, dry_run=dry_run, force=force, as_json=as_json, delivery=delivery,
+                      provider_name=provider_name)
 
 
 @click.command("list-basemaps")
 @dates_options
 @click.option("--name-contains", default=None, metavar="TEXT", help="Only mosaics whose name contains TEXT.")
+@provider_option
 @api_key_option
 @json_option
 @click.pass_context
 def list_basemaps(ctx: click.Context, start_date: str, end_date: str, name_contains: str | None,
-                  as_json: bool) -> None:
+                  provider_name: str | None, as_json: bool) -> None:
     """List Planet Basemap mosaics whose first acquisition falls within a date range."""
     show_list_basemaps(_app(ctx), start_date=start_date, end_date=end_date, name_contains=name_contains,
-                       as_json=as_json)
+                       provider_name=provider_name, as_json=as_json)
 
 
 @click.command("order-basemap")
 @click.option("--mosaic-name", required=True, metavar="NAME", help="Mosaic name (see list-basemaps).")
 @aoi_options
 @order_options
+@provider_option
 @api_key_option
 @json_option
 @click.pass_context
 def order_basemap(ctx: click.Context, mosaic_name: str, aoi_path: str, aoi_name: str | None, dry_run: bool,
-                  force: bool, delivery: str | None, as_json: bool) -> None:
+                  force: bool, delivery: str | None, provider_name: str | None, as_json: bool) -> None:
     """Order a Planet Basemap mosaic over an AOI, clipped to it; never the same order twice."""
     app = _app(ctx)
     show_order_basemap(app, app.quiet, mosaic_name=mosaic_name, aoi_path=aoi_path, aoi_name=aoi_name,
-                       dry_run=dry_run, force=force, as_json=as_json, delivery=delivery)
+                       dry_run=dry_run, force=force, as_json=as_json, delivery=delivery, provider_name=provider_name)
 
 
 def register(cli: click.Group) -> None:

@@ -45,10 +45,12 @@ class DeliveryPlan:
 
 
 def is_basemap_order(order_json: dict[str, Any], record: Order | None) -> bool:
-    """Basemap orders say ``source_type: basemaps``; the order store says ``Basemap ...``."""
+    """A mosaic order: Planet says ``source_type: basemaps``, or its record's order type is a mosaic provider's."""
+    from flowzero import plugins
+
     if str(order_json.get("source_type", "")).lower() == "basemaps":
         return True
-    return bool(record and str(record.order_type or "").lower().startswith("basemap"))
+    return record is not None and plugins.order_kind(record.order_type) == "mosaics"
 
 
 def _mosaic_name(order_json: dict[str, Any], record: Order | None) -> str:

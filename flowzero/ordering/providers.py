@@ -2,7 +2,8 @@
 
 A provider turns an AOI and a request (dates, bands, a mosaic...) into :class:`PlannedOrder` objects;
 placing them exactly once is the job of :mod:`flowzero.ordering.submit`, the same for every provider. The
-commands look providers up by name (``flowzero.plugins.get("providers", "psscope")``), never by import.
+commands look providers up by kind (``flowzero.plugins.provider_for(SCENES, name)``: the one installed, or the one
+``--provider`` names), never by import or by a name written in the core.
 """
 
 from __future__ import annotations
@@ -18,11 +19,17 @@ if TYPE_CHECKING:
     from flowzero.ordering.plan import PlannedOrder
 
 
+SCENES = "scenes"  # SceneProvider: search and select scenes, order the selection
+MOSAICS = "mosaics"  # MosaicProvider: list ready-made mosaics, order one over an AOI
+
+
 class Provider(Protocol):
-    """Every provider: a name (its key in the registry), a description, and the order type it records."""
+    """Every provider: a name (its key in the registry, what ``--provider`` selects), a description, what kind of
+    provider it is (:data:`SCENES` or :data:`MOSAICS`), and the order type its orders are recorded under."""
 
     name: ClassVar[str]
     description: ClassVar[str]
+    kind: ClassVar[str]
     order_type: ClassVar[str]
 
     def __init__(self, client: Any, config: Config) -> None: ...

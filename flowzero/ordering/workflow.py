@@ -15,6 +15,7 @@ from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol
 
 from flowzero.errors import UsageError
+from flowzero.ordering.providers import MOSAICS, SCENES
 from flowzero.ordering.submit import ELSEWHERE, EXISTS, RECOVERED, SubmitResult, submit_orders
 
 if TYPE_CHECKING:
@@ -78,11 +79,12 @@ def load_aoi(path: str, name: Optional[str]) -> AOI:
     return read(path, name)
 
 
-def provider(services: Services, name: str) -> Any:
-    """The provider registered as ``name``, bound to this run's Planet client and config."""
+def provider(services: Services, kind: str, name: Optional[str] = None) -> Any:
+    """The provider of ``kind`` (the one ``--provider`` names, else the one installed), bound to this run's
+    Planet client and config."""
     from flowzero import plugins
 
-    cls = plugins.get("providers", name)
+    cls = plugins.provider_for(kind, name)
     return cls(services.planet(), services.config)
 
 
@@ -111,11 +113,12 @@ def _aoi_line(aoi: AOI, start: date, end: date, extra: str) -> str:
 
 
 def search_scenes(services: Services, *, aoi_path: str, aoi_name: Optional[str], start_date: str, end_date: str,
-                  cadence: str, num_bands: str, bundle: Optional[str], say: Say) -> SceneSearch:
+                  cadence: str, num_bands: str, bundle: Optional[str], say: Say,
+                  provider_name: Optional[str] = None) -> SceneSearch:
     """The best scenes per cadence for an AOI and range (orders nothing)."""
     start, end = parse_range(start_date, end_date)
     aoi = load_aoi(aoi_path, aoi_name)
-    scenes = provider(services, "psscope")
+    scenes = provider(services, SCENES, provider_name)
     say(_aoi_line(aoi, start, end, f"cadence {cadence}, {num_bands}") + ": searching...")
     return scenes.search(aoi, start, end, cadence=cadence, num_bands=num_bands, bundle=bundle)
 
@@ -130,21 +133,23 @@ def _place(services: Services, planned: Sequence[Any], *, force: bool, dry_run: 
 def submit(services: Services, *, aoi_path: str, aoi_name: Optional[str], start_date: str, end_date: str,
            cadence: str, num_bands: str, bundle: Optional[str], dry_run: bool, force: bool,
            delivery: Optional[str], say: Say, on_search: Callable[[SceneSearch], None],
-           on_result: OnResult, on_recovered: Callable[[Order], None]) -> SubmitReport:
+           on_result: OnResult, on_recovered: Callable[[Order], None],
+           provider_name: Optional[str] = None) -> SubmitReport:
     """Search, then order the selection clipped to the AOI, never twice. ``on_search`` hears of the search
     before anything is ordered; no selected scene: nothing is planned."""
     from flowzero.ordering.plan import apply_delivery
 
     target = cloud_target(services, delivery, say)
     search = search_scenes(services, aoi_path=aoi_path, aoi_name=aoi_name, start_date=start_date,
-                           end_date=end_date, cadence=cadence, num_bands=num_bands, bundle=bundle, say=say)
+                           end_date=end_date, cadence=cadence, num_bands=num_bands, bundle=bundle, say=say,
+                           provider_name=provider_name)
     if not dry_run:  # what was asked and found, for the coverage calendar ("no imagery" vs "never asked")
         services.store().record_search(search.record())
     report = SubmitReport(search, target=target)
     on_search(search)
     if not search.selected:
         return report
-    planned = provider(services, "psscope").plan(search, suffix=force_suffix() if force else None)
+    planned = provider(services, SCENES, provider_name).plan(search, suffix=force_suffix() if force else None)
     apply_delivery(planned, target)
     if dry_run:
         say("Dry run: nothing is ordered or recorded.")
@@ -156,7 +161,7 @@ def submit(services: Services, *, aoi_path: str, aoi_name: Optional[str], start_
 def batch_submit(services: Services, *, shp_path: str, gage_id_col: str, start_date_col: str, end_date_col: str,
                  cadence: str, num_bands: str, bundle: Optional[str], max_months: int, dry_run: bool, force: bool,
                  delivery: Optional[str], say: Say, on_start: Callable[[str, int, int], None],
-                 on_chunk: Callable[[ChunkOutcome], None]) -> BatchReport:
+                 on_chunk: Callable[[ChunkOutcome], None], provider_name: Optional[str] = None) -> BatchReport:
     """Every gage of a shapefile, its range in chunks of at most ``max_months``, one order per chunk with scenes.
 
     ``on_start(batch_id, gages, chunks)`` comes before the first search; ``on_chunk`` in the shapefile's order."""
@@ -168,7 +173,7 @@ def batch_submit(services: Services, *, shp_path: str, gage_id_col: str, start_d
     if not gages:
         raise UsageError(f"{shp_path}: the shapefile has no records")
     chunks = plan_chunks(gages, max_months)
-    scenes = provider(services, "psscope")
+    scenes = provider(services, SCENES, provider_name)
     batch_id = str(uuid.uuid4())
     on_start(batch_id, len(gages), len(chunks))
     return run_batch(chunks, scenes, services.store(), None if dry_run else services.planet(), batch_id=batch_id,
@@ -176,11 +181,11 @@ def batch_submit(services: Services, *, shp_path: str, gage_id_col: str, start_d
                      suffix=force_suffix() if force else None, on_chunk=on_chunk, delivery=target)
 
 
-def list_basemaps(services: Services, *, start_date: str, end_date: str,
-                  name_contains: Optional[str]) -> tuple[date, date, list[dict[str, Any]]]:
+def list_basemaps(services: Services, *, start_date: str, end_date: str, name_contains: Optional[str],
+                  provider_name: Optional[str] = None) -> tuple[date, date, list[dict[str, Any]]]:
     """The range asked for and the mosaics first acquired within it (name, id, dates, interval)."""
     start, end = parse_range(start_date, end_date)
-    mosaics = provider(services, "basemap").list_mosaics(start, end, name_contains)
+    mosaics = provider(services, MOSAICS, provider_name).list_mosaics(start, end, name_contains)
     rows = [{key: m.get(key) for key in ("name", "id", "first_acquired", "last_acquired", "interval")}
             for m in mosaics]
     return start, end, rows
@@ -188,14 +193,15 @@ def list_basemaps(services: Services, *, start_date: str, end_date: str,
 
 def order_basemap(services: Services, *, mosaic_name: str, aoi_path: str, aoi_name: Optional[str], dry_run: bool,
                   force: bool, delivery: Optional[str], say: Say, on_result: OnResult,
-                  on_recovered: Callable[[Order], None]) -> SubmitReport:
+                  on_recovered: Callable[[Order], None], provider_name: Optional[str] = None) -> SubmitReport:
     """The mosaic's quads over the AOI, clipped to it, never twice."""
     from flowzero.ordering.plan import apply_delivery
 
     target = cloud_target(services, delivery, say)
     aoi = load_aoi(aoi_path, aoi_name)
     say(f"AOI {aoi.name} ({aoi.area_sqkm:,.2f} km²), mosaic {mosaic_name}")
-    planned = provider(services, "basemap").plan(aoi, mosaic_name, suffix=force_suffix() if force else None)
+    planned = provider(services, MOSAICS, provider_name).plan(aoi, mosaic_name,
+                                                            suffix=force_suffix() if force else None)
     apply_delivery(planned, target)
     if dry_run:
         say("Dry run: nothing is ordered or recorded.")

@@ -22,6 +22,7 @@ class BasemapProvider:
 
     name: ClassVar[str] = "basemap"
     description: ClassVar[str] = "Planet Basemaps mosaics (quads clipped to the AOI)"
+    kind: ClassVar[str] = "mosaics"
     order_type: ClassVar[str] = "Basemap (Composite)"
 
     def __init__(self, client: Any, config: Config) -> None:

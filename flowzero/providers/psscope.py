@@ -24,6 +24,7 @@ class PSScopeProvider:
 
     name: ClassVar[str] = "psscope"
     description: ClassVar[str] = "PlanetScope scenes (PSScene), best per cadence, clipped to the AOI"
+    kind: ClassVar[str] = "scenes"
     order_type: ClassVar[str] = "PSScope"
 
     def __init__(self, client: Any, config: Config) -> None:

@@ -334,9 +334,11 @@ class SqlOrderStore(ABC):
     # -- searches (the coverage calendar) ---------------------------------------------------------------------
 
     def record_search(self, search: SearchRecord) -> str:
+        import time
         import uuid
 
-        search_id = search.search_id or str(uuid.uuid4())
+        # Time-ordered, so searches recorded within one millisecond still list in the order they were recorded.
+        search_id = search.search_id or f"{time.time_ns():016x}-{uuid.uuid4().hex[:12]}"
         values = {**{c: getattr(search, c, None) for c in _SEARCH_COLUMNS}, "search_id": search_id,
                   "details": dump_json({"days": search.days}), "searched_at": search.searched_at or utc_now()}
         with self._write() as db:
