@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-# What `fast` must show (see README "Performance").
+# What `fast` must show (see docs/performance.md).
 S3_VS_S5CMD = 1.5
 S3_VS_THREADS = 2.0
 OF_CEILING = 0.8
@@ -286,7 +286,7 @@ def print_tables(results: Mapping[str, Any]) -> None:
 
 
 def markdown(results: Mapping[str, Any]) -> str:
-    """The same tables in Markdown, for README "Performance"."""
+    """The same tables in Markdown, for docs/performance.md."""
     m = results["machine"]
     floor = results["digest_floor"]
     lines = [f"Measured {results['created']} on {m['nproc']} cores ({m['cpu_model']}), {m['ram_gib']} GiB RAM, "

@@ -4,6 +4,15 @@ from __future__ import annotations
 
 from flowzero.models import FailureReason
 
+# The exit statuses of the ``flowzero`` command, defined once: the CLI's help is built from them and the tests check
+# that docs/cli.md lists the same ones.
+EXIT_CODES: dict[int, str] = {
+    0: "success",
+    1: "error (or a failed order/file)",
+    2: "bad input",
+    130: "interrupted",
+}
+
 
 class FlowzeroError(Exception):
     """An error the user can act on: ``message`` says what went wrong, ``hint`` how to fix it."""

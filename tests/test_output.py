@@ -22,6 +22,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from flowzero.cli import cli
+from flowzero.errors import EXIT_CODES
 from tests.test_ordering_batch import write_gage_shapefile
 
 if TYPE_CHECKING:
@@ -136,17 +137,18 @@ def _help_exit_codes(text: str) -> dict[int, str]:
     return {int(code): meaning.strip() for code, meaning in re.findall(r"(\d+) ([^,.]+)", line)}
 
 
-def _readme_exit_codes() -> dict[int, str]:
-    section = (ROOT / "README.md").read_text().split("## Exit codes")[1].split("\n## ")[0]
+def _docs_exit_codes() -> dict[int, str]:
+    section = (ROOT / "docs" / "cli.md").read_text().split("## Exit codes")[1].split("\n## ")[0]
     return {int(m.group(1)): m.group(2).strip() for m in re.finditer(r"^\| `?(\d+)`? \| ([^|]+)\|", section, re.M)}
 
 
-def test_exit_codes_are_the_same_in_the_help_and_the_readme() -> None:
+def test_exit_codes_are_the_same_in_the_code_the_help_and_the_docs() -> None:
     text = CliRunner().invoke(cli, ["--help"]).stdout
-    in_help, in_readme = _help_exit_codes(text), _readme_exit_codes()
-    assert set(in_help) == set(in_readme) == {0, 1, 2, 130}
-    for code, meaning in in_help.items():
-        assert meaning.split()[0].lower() in in_readme[code].lower(), (code, meaning, in_readme[code])
+    in_help, in_docs = _help_exit_codes(text), _docs_exit_codes()
+    assert in_help == EXIT_CODES
+    assert set(EXIT_CODES) == set(in_docs) == {0, 1, 2, 130}
+    for code, meaning in EXIT_CODES.items():
+        assert meaning.split()[0].lower() in in_docs[code].lower(), (code, meaning, in_docs[code])
 
 
 def test_bad_input_is_one_line_with_a_hint_and_exit_2_and_errors_exit_1(run: Run, monkeypatch: pytest.MonkeyPatch,

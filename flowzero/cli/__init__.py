@@ -10,7 +10,7 @@ import click
 
 from flowzero import __version__, plugins
 from flowzero.cli.context import AppContext
-from flowzero.errors import FlowzeroError
+from flowzero.errors import EXIT_CODES, FlowzeroError
 
 
 class FlowzeroGroup(click.Group):
@@ -66,7 +66,12 @@ def _fail(ctx: click.Context, message: str, hint: str | None, code: int, exc: Ba
     ctx.exit(code)
 
 
-@click.group(cls=FlowzeroGroup, context_settings={"help_option_names": ["-h", "--help"]})
+# The group's help; its last paragraph (kept as one line by \b) lists the exit statuses of flowzero.errors.
+HELP = ("flowzero: Planet imagery for your AOIs, ordered once, delivered verified to S3 or a folder.\n\n\b\n"
+        "Exit status: " + ", ".join(f"{code} {meaning}" for code, meaning in EXIT_CODES.items()) + ".")
+
+
+@click.group(cls=FlowzeroGroup, help=HELP, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="flowzero")
 @click.option("--config", "config_path", metavar="PATH", help="Config file (default: $FLOWZERO_CONFIG, ./config.yaml).")
 @click.option("--api-key", envvar=None, metavar="KEY", help="Planet API key (default: $PL_API_KEY).")
@@ -76,11 +81,7 @@ def _fail(ctx: click.Context, message: str, hint: str | None, code: int, exc: Ba
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None, api_key: str | None, database_path: str | None,
         debug: bool, quiet: bool) -> None:
-    """flowzero: Planet imagery for your AOIs, ordered once, delivered verified to S3 or a folder.
-
-    \b
-    Exit status: 0 success, 1 error (or a failed order/file), 2 bad input, 130 interrupted.
-    """
+    """The group itself (its help is HELP): the application context and logging every command shares."""
     ctx.obj = AppContext(config_path=config_path, api_key=api_key, database_path=database_path,
                          debug=debug, quiet=quiet)
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,

@@ -1,7 +1,7 @@
 """Planet's Destinations API: a bucket's credentials registered with Planet once, then named by reference.
 
 Orders that deliver to ``{"destination": {"ref": "pl:destinations/..."}}`` carry no secret at all, which is why
-the README recommends registering a destination. The API lives next to the Orders API
+docs/scaling-out.md (Cloud delivery) recommends registering a destination. The API lives next to the Orders API
 (``https://api.planet.com/destinations/v1``); its address is derived from ``planet.orders_url`` so the sandbox is
 used whenever the orders are.
 """
