@@ -69,6 +69,8 @@ def bench(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff over the Python sources."""
-    session.install("ruff")
+    """ruff over the Python sources, then mypy over flowzero and the in-repo plugins (settings in pyproject)."""
+    install_project(session)
+    session.install("ruff", "mypy>=1.10", "types-PyYAML")
     session.run("ruff", "check", ".")
+    session.run("mypy")

@@ -105,7 +105,8 @@ def _ordered(orders: Sequence[Order], cadence: str) -> dict[tuple[str, str], Cel
     best: dict[tuple[str, str], Cell] = {}
     for order in orders:
         meta = order.metadata or {}
-        scenes = meta.get("scenes") if isinstance(meta.get("scenes"), dict) else {}
+        raw = meta.get("scenes")
+        scenes: dict[str, Any] = raw if isinstance(raw, dict) else {}
         for item_id in meta.get("item_ids") or list(scenes):
             day = _item_day(str(item_id))
             if day is None:

@@ -25,6 +25,10 @@ from flowzero.errors import PluginError
 if TYPE_CHECKING:
     import click
 
+    from flowzero.downloaders.base import Downloader
+    from flowzero.ordering.providers import Provider
+    from flowzero.storage import OrderStore
+
 ENTRY_POINT_GROUP = "flowzero"
 DEFAULT_PLUGINS = ("flowzero.storage.sqlite", "flowzero.downloaders.threads", "flowzero.downloaders.fast",
                    "flowzero.providers.psscope", "flowzero.providers.basemap")
@@ -164,22 +168,22 @@ def _registry(kind: str) -> dict[str, type[Any]]:
     return _collect()[kind]
 
 
-def downloaders() -> dict[str, type[Any]]:
+def downloaders() -> dict[str, type[Downloader]]:
     """Downloader classes by name."""
     return _registry("downloaders")
 
 
-def providers() -> dict[str, type[Any]]:
+def providers() -> dict[str, type[Provider]]:
     """Provider classes by name."""
     return _registry("providers")
 
 
-def storage_backends() -> dict[str, type[Any]]:
+def storage_backends() -> dict[str, type[OrderStore]]:
     """Order-store classes by name."""
     return _registry("storage_backends")
 
 
-def provider_for(kind: str, name: Optional[str] = None) -> type[Any]:
+def provider_for(kind: str, name: Optional[str] = None) -> type[Provider]:
     """The provider class of ``kind`` ("scenes", "mosaics"): the one named (``--provider``), else the only one
     installed; several of that kind and no name is a UsageError asking to choose."""
     from flowzero.errors import UsageError

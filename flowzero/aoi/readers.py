@@ -268,6 +268,7 @@ def read_shapefile_contents(path: str | Path) -> ShapefileContents:
                            hint="a shapefile needs its .shp, .shx and .dbf files side by side")
     crs = _shapefile_crs(path)
     shx, dbf = _sibling(path, ".shx"), _sibling(path, ".dbf")
+    assert shx is not None and dbf is not None  # checked just above
     check_aoi_file(shx)
     check_aoi_file(dbf)
     contents = ShapefileContents(path=path, fields=[])

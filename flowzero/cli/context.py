@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Optional
 
 if TYPE_CHECKING:
     from flowzero.config import Config
+    from flowzero.planet.client import PlanetClient
+    from flowzero.storage import OrderStore
 
 
 @dataclass
@@ -17,8 +19,8 @@ class AppContext:
     debug: bool = False
     quiet: bool = False
     _config: Config | None = field(default=None, repr=False)
-    _store: Any = field(default=None, repr=False)
-    _planet: Any = field(default=None, repr=False)
+    _store: Optional[OrderStore] = field(default=None, repr=False)
+    _planet: Optional[PlanetClient] = field(default=None, repr=False)
 
     @property
     def config(self) -> Config:
@@ -31,7 +33,7 @@ class AppContext:
             )
         return self._config
 
-    def store(self) -> Any:
+    def store(self) -> OrderStore:
         """The order store chosen by ``storage.backend`` (opened once, migrations applied)."""
         if self._store is None:
             from flowzero.storage import open_store
@@ -39,7 +41,7 @@ class AppContext:
             self._store = open_store(self.config)
         return self._store
 
-    def planet(self) -> Any:
+    def planet(self) -> PlanetClient:
         """One Planet client per process (connection pooling); needs an API key."""
         if self._planet is None:
             from flowzero.planet.client import PlanetClient

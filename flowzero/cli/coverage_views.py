@@ -11,6 +11,8 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from rich.text import Text
+
     from flowzero.coverage import Calendar, Cell
 
 COLORS = {"delivered": "#1a9850", "ordered": "#4575b4", "failed": "#d73027", "not-selected": "#fdae61",
@@ -46,7 +48,7 @@ def print_heat_map(calendar: Calendar) -> None:
     console.print(legend)
 
 
-def _square(cell: Cell) -> object:
+def _square(cell: Cell) -> Text:
     from rich.text import Text
 
     if cell.state == "delivered":

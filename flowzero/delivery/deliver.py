@@ -298,10 +298,10 @@ def _retry_expired(checked: Sequence[_Checked], by_order: dict[str, list[Transfe
     if not jobs:
         return
     say(f"{len(jobs)} download link(s) expired; trying again with fresh links")
-    results = iter(_run_downloader(jobs, config, settings, progress, planet))
+    renewed = iter(_run_downloader(jobs, config, settings, progress, planet))
     for item, positions, _ in retries:
         for i in positions:
-            by_order[item.order_id][i] = next(results)
+            by_order[item.order_id][i] = next(renewed)
 
 
 def _conclude(item: _Checked, results: list[TransferResult], settings: DeliverySettings,

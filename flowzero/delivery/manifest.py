@@ -56,7 +56,9 @@ def parse_manifest(data: Any) -> Manifest:
     for item in files if isinstance(files, list) else []:
         if not isinstance(item, dict) or not isinstance(item.get("path"), str):
             continue
-        digests = item.get("digests") if isinstance(item.get("digests"), dict) else {}
+        raw_digests, raw_annotations = item.get("digests"), item.get("annotations")
+        digests: dict[str, Any] = raw_digests if isinstance(raw_digests, dict) else {}
+        annotations: dict[str, Any] = raw_annotations if isinstance(raw_annotations, dict) else {}
         size = item.get("size")
         entries.append(ManifestEntry(
             path=item["path"],
@@ -64,7 +66,7 @@ def parse_manifest(data: Any) -> Manifest:
             md5=_hex(digests.get("md5")),
             sha256=_hex(digests.get("sha256")),
             media_type=str(item.get("media_type") or ""),
-            annotations=item.get("annotations") if isinstance(item.get("annotations"), dict) else {},
+            annotations=annotations,
         ))
     return Manifest(entries)
 

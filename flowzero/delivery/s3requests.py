@@ -58,14 +58,14 @@ class BotoRequests:
         from flowzero.delivery.cloud.copy import is_not_found
 
         try:
-            return self.client.get_object(Bucket=bucket, Key=key)["Body"].read()  # type: ignore[no-any-return]
+            return self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
         except Exception as exc:
             if is_not_found(exc):
                 return None
             raise
 
     def list_keys(self, bucket: str, prefix: str) -> list[str]:
-        keys = []
+        keys: list[str] = []
         for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             keys.extend(item["Key"] for item in page.get("Contents", []) or [])
         return sorted(keys)

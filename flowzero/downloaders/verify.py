@@ -27,6 +27,7 @@ class StreamHasher:
     """The digest a job is verified with (sha256, else md5; sha256 when the manifest has none), fed once."""
 
     def __init__(self, job: TransferJob) -> None:
+        self.expected: str | None
         if job.sha256:
             self.algorithm, self.expected = "sha256", job.sha256.lower()
         elif job.md5:

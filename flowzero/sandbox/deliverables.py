@@ -127,7 +127,7 @@ def scene_area(item: str, clip: dict[str, Any] | None, known: dict[str, Any] | N
     area = footprint if clip_shape is None else footprint.intersection(clip_shape)
     if area.is_empty or area.geom_type not in ("Polygon", "MultiPolygon"):
         area = clip_shape if clip_shape is not None else box(*footprint.bounds)
-    return mapping(area)  # type: ignore[no-any-return]
+    return mapping(area)
 
 
 def _somewhere(item: str) -> Any:
@@ -165,7 +165,7 @@ def _plan_scenes(products: list[dict[str, Any]], file_size: int, clipped: bool, 
             if parse_item_id(item) is None or bundle.image_asset not in assets_for(item):
                 refused.append(f"{ITEM_TYPE}/{item}/[{bundle.image_asset}]")
                 continue
-            files.extend(_item_files(item, bundle_name, bundle, suffix, file_size,
+            files.extend(_item_files(item, str(bundle_name), bundle, suffix, file_size,
                                      {"area": scene_area(item, clip, footprints(item)), "sizing": clip}))
     if refused:
         details = [{"message": f"no access to assets: {entry}"} for entry in refused]

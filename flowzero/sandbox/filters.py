@@ -171,7 +171,8 @@ def acquired_window(request: dict[str, Any], earliest: datetime) -> tuple[dateti
     for leaf, negated in _walk(request.get("filter")):
         if leaf.get("type") != "DateRangeFilter" or leaf.get("field_name") != "acquired" or negated:
             continue
-        config = leaf.get("config") if isinstance(leaf.get("config"), dict) else {}
+        raw = leaf.get("config")
+        config: dict[str, Any] = raw if isinstance(raw, dict) else {}
         found = True
         low = config.get("gte", config.get("gt"))
         high = config.get("lte", config.get("lt"))

@@ -166,7 +166,7 @@ class OrderBook:
             self._save()
             return self.describe(record)
 
-    def list(self, params: dict[str, str]) -> dict[str, Any]:
+    def list_page(self, params: dict[str, str]) -> dict[str, Any]:
         """Newest first, filtered by ``name``, ``name__contains``, ``state``; pages via ``_links.next``."""
         with self._lock:
             found = sorted(self._orders.values(), key=lambda r: r.seq, reverse=True)

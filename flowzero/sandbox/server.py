@@ -221,7 +221,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _read_body_bytes(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks = []
+            chunks: list[bytes] = []
             total = 0
             while True:
                 size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
@@ -364,7 +364,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(202, self.app.orders.create(self._json_body(body)))
 
     def _r_list_orders(self, method: str, params: dict[str, str], body: bytes) -> None:
-        self._json(200, self.app.orders.list(params))
+        self._json(200, self.app.orders.list_page(params))
 
     def _r_get_order(self, method: str, params: dict[str, str], body: bytes, order_id: str) -> None:
         self._json(200, self.app.orders.get(order_id))
@@ -415,8 +415,8 @@ class _Handler(BaseHTTPRequestHandler):
         if method == "GET":
             status = faults.take_status("download_errors")
             if status is not None:
-                headers = {"Retry-After": str(faults.get("retry_after"))} if status in (429, 503) else {}
-                raise ApiError(status, f"simulated download error {status} (sandbox fault)", headers=headers)
+                hint = {"Retry-After": str(faults.get("retry_after"))} if status in (429, 503) else {}
+                raise ApiError(status, f"simulated download error {status} (sandbox fault)", headers=hint)
         size = file.stat().st_size
         media_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
         headers = [("Content-Type", media_type), ("Accept-Ranges", "bytes"),
@@ -490,7 +490,7 @@ class _Handler(BaseHTTPRequestHandler):
                 data = self._json_body(body)
                 if not isinstance(data, dict):
                     raise bad_request('expected {"outcome": ..., "count": 1}')
-                app.faults.queue_outcome(data.get("outcome"), data.get("count", 1))
+                app.faults.queue_outcome(str(data.get("outcome")), data.get("count", 1))
                 self._json(200, app.faults.snapshot())
             elif route == ("GET", "/_sandbox/stats"):
                 self._json(200, app.meter.snapshot())

@@ -47,6 +47,9 @@ class OrderStore(Protocol):
     name: ClassVar[str]
     location: str  # where the data lives, as it may be shown (a path, or a URL with its password masked)
 
+    def __init__(self, config: Config) -> None:
+        """Open (and migrate) the store ``config`` describes."""
+
     def save_order(self, order: Order) -> None:
         """Insert or replace the order (upsert by ``order_id``); ``created_at`` of an existing row is kept."""
 
@@ -169,7 +172,7 @@ def open_store(config: Config) -> OrderStore:
     from flowzero import plugins
 
     cls = plugins.get("storage_backends", config.storage.backend or DEFAULT_BACKEND)
-    return cls(config)  # type: ignore[no-any-return]
+    return cls(config)
 
 
 def open_store_url(target: str, config: Config, must_exist: bool = False) -> OrderStore:
@@ -190,11 +193,11 @@ def open_store_url(target: str, config: Config, must_exist: bool = False) -> Ord
             raise UsageError(f"no database file in '{target}'", hint="give a path, or sqlite:///path/to/file.db")
         if must_exist and not os.path.isfile(os.path.expanduser(path)):
             raise UsageError(f"no database file at {path}", hint="check the path of the store to copy from")
-        return plugins.get("storage_backends", DEFAULT_BACKEND)(path)  # type: ignore[no-any-return]
+        return plugins.get("storage_backends", DEFAULT_BACKEND)(path)
     for cls in plugins.storage_backends().values():
         if scheme in getattr(cls, "url_schemes", ()):
             chosen = dataclasses.replace(config, storage=StorageConfig(backend=cls.name, url=target))
-            return cls(chosen)  # type: ignore[no-any-return]
+            return cls(chosen)
     raise UsageError(f"no installed storage backend handles '{scheme}://' URLs ({mask_url_password(target)})",
                      hint="for PostgreSQL: pip install flowzero-postgres (plugins/flowzero-postgres)")
 

@@ -58,7 +58,7 @@ def item_document(item: Any, collection_id: str) -> dict[str, Any]:
     item.add_link(pystac.Link("root", "../../catalog.json", pystac.MediaType.JSON))
     item.add_link(pystac.Link("parent", "../collection.json", pystac.MediaType.JSON))
     item.add_link(pystac.Link("collection", "../collection.json", pystac.MediaType.JSON))
-    return item.to_dict(include_self_link=False, transform_hrefs=False)  # type: ignore[no-any-return]
+    return item.to_dict(include_self_link=False, transform_hrefs=False)
 
 
 def _item_keys(files: CatalogFiles, collection_id: str) -> list[str]:
@@ -81,7 +81,7 @@ def _extent(items: Sequence[dict[str, Any]], aoi: dict[str, Any] | None) -> Any:
         for key in ("datetime", "start_datetime", "end_datetime"):
             if props.get(key):
                 moments.append(acquired_datetime(props[key]))
-    interval = [min(moments), max(moments)] if moments else [None, None]
+    interval: list[Any] = [min(moments), max(moments)] if moments else [None, None]
     return pystac.Extent(pystac.SpatialExtent([[round(v, 7) for v in bbox]]), pystac.TemporalExtent([interval]))
 
 
@@ -103,7 +103,7 @@ def collection_document(collection_id: str, items: Sequence[tuple[str, dict[str,
     for key, doc in sorted(items, key=lambda pair: pair[0]):
         collection.add_link(pystac.Link("item", f"./items/{key.rsplit('/', 1)[-1]}", pystac.MediaType.GEOJSON,
                                         title=str(doc.get("id"))))
-    return collection.to_dict(include_self_link=False, transform_hrefs=False)  # type: ignore[no-any-return]
+    return collection.to_dict(include_self_link=False, transform_hrefs=False)
 
 
 def root_document(collection_ids: Sequence[str]) -> dict[str, Any]:
@@ -117,7 +117,7 @@ def root_document(collection_ids: Sequence[str]) -> dict[str, Any]:
     for collection_id in sorted(collection_ids):
         catalog.add_link(pystac.Link("child", f"./{collection_id}/collection.json", pystac.MediaType.JSON,
                                      title=collection_id))
-    return catalog.to_dict(include_self_link=False, transform_hrefs=False)  # type: ignore[no-any-return]
+    return catalog.to_dict(include_self_link=False, transform_hrefs=False)
 
 
 def _load(files: CatalogFiles, key: str) -> dict[str, Any] | None:

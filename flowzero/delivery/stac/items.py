@@ -125,7 +125,7 @@ def _footprint(planet_geometry: dict[str, Any] | None, clip: dict[str, Any] | No
         return clip
     if footprint.is_empty or footprint.geom_type not in ("Polygon", "MultiPolygon"):
         return clip
-    return mapping(footprint)  # type: ignore[no-any-return]
+    return mapping(footprint)
 
 
 def _acquired(item_id: str, planet: dict[str, Any], recorded: dict[str, Any]) -> datetime:

@@ -51,7 +51,7 @@ def _clip(order_json: dict[str, Any], record: Order | None) -> dict[str, Any] | 
             return aoi.get("geometry") if aoi.get("type") == "Feature" else aoi
     for product in order_json.get("products") or []:
         if isinstance(product, dict) and isinstance(product.get("geometry"), dict):
-            return product["geometry"]  # type: ignore[no-any-return]
+            return product["geometry"]
     return None
 
 
