@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flowzero import hookimpl
+from flowzero.api import hookimpl
 from flowzero_postgres.store import PostgresOrderStore
 
 __version__ = "0.1.0"

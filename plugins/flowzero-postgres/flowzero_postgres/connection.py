@@ -11,8 +11,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
 
-from flowzero.config import mask_url_password
-from flowzero.errors import StorageError
+from flowzero.api import StorageError, mask_url_password
 
 if TYPE_CHECKING:
     import psycopg
@@ -46,7 +45,7 @@ class DatabaseUrl:
         self.shown = mask_url_password(value)
         self._secrets = {s for s in (password, unquote(password or ""), quote(unquote(password or ""), safe=""),
                                      os.environ.get("PGPASSWORD")) if s and len(s) >= 4}
-        from flowzero.redact import add_secret
+        from flowzero.api import add_secret
 
         for secret in self._secrets:
             add_secret(secret)

@@ -13,8 +13,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from flowzero.errors import StorageError
-from flowzero.storage.migrate import Migration, apply_migrations, bundled_migrations
+from flowzero.api import Migration, StorageError, apply_migrations, bundled_migrations
 from flowzero_postgres.session import PostgresSession
 
 if TYPE_CHECKING:

@@ -15,13 +15,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Optional, Union
 
-from flowzero.storage.records import check_claim_args, format_timestamp
-from flowzero.storage.sqlstore import Session, SqlOrderStore
+from flowzero.api import Session, SqlOrderStore, check_claim_args, format_timestamp
 from flowzero_postgres.connection import CONNECT_TIMEOUT_SECONDS, URL_SCHEMES, DatabaseUrl, connect, storage_errors
 from flowzero_postgres.session import PostgresSession
 
 if TYPE_CHECKING:
-    from flowzero.config import Config
+    from flowzero.api import Config
 
 POOL_MAX_SIZE = 4
 POOL_TIMEOUT_SECONDS = 30.0
