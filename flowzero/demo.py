@@ -125,7 +125,7 @@ class _Services:
 
     def store(self) -> OrderStore:
         if self._store is None:
-            from flowzero.storage import open_store
+            from flowzero.storage.opening import open_store
 
             self._store = open_store(self.config)
         return self._store

@@ -61,7 +61,7 @@ def test_a_day_with_good_scenes_but_none_ordered_is_not_selected() -> None:
 
 def _store_with_history(db: Path, url: str | None = None) -> None:
     from flowzero.config import Config, StorageConfig
-    from flowzero.storage import open_store
+    from flowzero.storage.opening import open_store
 
     config = Config(database_path=str(db))
     if url:

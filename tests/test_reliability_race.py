@@ -23,7 +23,7 @@ import pytest
 
 from flowzero.config import Config, StorageConfig
 from flowzero.sandbox import Sandbox
-from flowzero.storage import open_store
+from flowzero.storage.opening import open_store
 
 DATA = Path(__file__).parent / "data" / "aoi"
 SALINAS = DATA / "geojson" / "DrySpy_AOI_SalinasRiver.geojson"

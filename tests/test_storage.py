@@ -17,7 +17,8 @@ import pytest
 from flowzero.config import Config
 from flowzero.errors import StorageError
 from flowzero.models import Order
-from flowzero.storage import OrderStore, open_store
+from flowzero.storage import OrderStore
+from flowzero.storage.opening import open_store
 from flowzero.storage.sqlite import SqliteOrderStore
 
 MakeOrder = Callable[..., Order]

@@ -23,7 +23,8 @@ import pytest
 from flowzero.config import Config, StorageConfig
 from flowzero.errors import StorageError
 from flowzero.models import Order
-from flowzero.storage import NOT_REORDERABLE_STATES, OrderStore, open_store
+from flowzero.storage import NOT_REORDERABLE_STATES, OrderStore
+from flowzero.storage.opening import open_store
 
 BACKENDS = ("sqlite", "postgres")
 PROCESSES = 8
@@ -501,7 +502,7 @@ def _open_migrate_and_claim(name: str, target: str, n: int, barrier: Any, result
     """Worker process: open a store on a database nobody has migrated yet, all at once; then claim one order."""
     try:
         from flowzero.models import Order
-        from flowzero.storage import open_store
+        from flowzero.storage.opening import open_store
 
         barrier.wait(timeout=60)
         store = open_store(_config_for(name, target))

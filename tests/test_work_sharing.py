@@ -26,7 +26,7 @@ from flowzero.cli import cli
 from flowzero.config import Config, StorageConfig
 from flowzero.models import Order
 from flowzero.sandbox.server import Sandbox
-from flowzero.storage import open_store
+from flowzero.storage.opening import open_store
 from tests.fixtures.sandbox import IMAGE_ONLY
 
 ITEM = "20240105_181001_00_2262"

@@ -36,7 +36,7 @@ class AppContext:
     def store(self) -> OrderStore:
         """The order store chosen by ``storage.backend`` (opened once, migrations applied)."""
         if self._store is None:
-            from flowzero.storage import open_store
+            from flowzero.storage.opening import open_store
 
             self._store = open_store(self.config)
         return self._store

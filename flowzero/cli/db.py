@@ -183,8 +183,8 @@ def copy_cmd(app: AppContext, target: str, source: Optional[str], as_json: bool)
     Records the target lacks are added as they were, newer ones replace older ones, the rest is left alone.
     """
     from flowzero.errors import UsageError
-    from flowzero.storage import open_store_url
     from flowzero.storage.copying import copy_store
+    from flowzero.storage.opening import open_store_url
 
     origin = open_store_url(source, app.config, must_exist=True) if source else app.store()
     destination = open_store_url(target, app.config)

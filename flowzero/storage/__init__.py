@@ -1,13 +1,14 @@
 """The order store: every order flowzero placed, and the intents that keep it from ordering twice.
 
 Backends are plugins (``register_storage_backends``); ``storage.backend`` picks one, ``sqlite`` by default.
-:func:`open_store` is the only way the rest of flowzero gets a store, so it never names a backend class.
+:func:`flowzero.storage.opening.open_store` is the only way the rest of flowzero gets a store, so it never names
+a backend class.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Optional, Protocol, runtime_checkable
 
 from flowzero.models import NOT_REORDERABLE_STATES, PENDING_STATES, REORDERABLE_STATES
@@ -15,7 +16,18 @@ from flowzero.models import NOT_REORDERABLE_STATES, PENDING_STATES, REORDERABLE_
 if TYPE_CHECKING:
     from flowzero.config import Config
     from flowzero.models import Order, SearchRecord
-    from flowzero.storage.copying import CopyCounts
+
+
+@dataclass
+class CopyCounts:
+    """What a copy between stores did with one kind of record (:meth:`OrderStore.import_records`)."""
+
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -164,43 +176,5 @@ class OrderStore(Protocol):
         """Release the connection."""
 
 
-DEFAULT_BACKEND = "sqlite"  # a built-in plugin (flowzero.plugins.DEFAULT_PLUGINS): always there
-
-
-def open_store(config: Config) -> OrderStore:
-    """The store chosen by ``config.storage.backend`` (the registry's class of that name), ready to use."""
-    from flowzero import plugins
-
-    cls = plugins.get("storage_backends", config.storage.backend or DEFAULT_BACKEND)
-    return cls(config)
-
-
-def open_store_url(target: str, config: Config, must_exist: bool = False) -> OrderStore:
-    """The store a URL names: ``postgresql://...`` (whichever backend declares that scheme in
-    ``url_schemes``), else ``sqlite:///path`` or a plain path to a SQLite file (created unless ``must_exist``)."""
-    import dataclasses
-    import os
-    from urllib.parse import unquote, urlsplit
-
-    from flowzero import plugins
-    from flowzero.config import StorageConfig, mask_url_password
-    from flowzero.errors import UsageError
-
-    scheme = urlsplit(target).scheme.lower() if "://" in target else ""
-    if scheme in ("", "sqlite", "file"):  # a file of the default backend
-        path = unquote(urlsplit(target).path) if scheme else target
-        if not path:
-            raise UsageError(f"no database file in '{target}'", hint="give a path, or sqlite:///path/to/file.db")
-        if must_exist and not os.path.isfile(os.path.expanduser(path)):
-            raise UsageError(f"no database file at {path}", hint="check the path of the store to copy from")
-        return plugins.get("storage_backends", DEFAULT_BACKEND)(path)
-    for cls in plugins.storage_backends().values():
-        if scheme in getattr(cls, "url_schemes", ()):
-            chosen = dataclasses.replace(config, storage=StorageConfig(backend=cls.name, url=target))
-            return cls(chosen)
-    raise UsageError(f"no installed storage backend handles '{scheme}://' URLs ({mask_url_password(target)})",
-                     hint="for PostgreSQL: pip install flowzero-postgres (plugins/flowzero-postgres)")
-
-
-__all__ = ["NOT_REORDERABLE_STATES", "PENDING_STATES", "REORDERABLE_STATES", "IntentClaim", "OrderStore",
-           "open_store", "open_store_url"]
+__all__ = ["NOT_REORDERABLE_STATES", "PENDING_STATES", "REORDERABLE_STATES", "CopyCounts", "IntentClaim",
+           "OrderStore"]

@@ -9,27 +9,15 @@ is which is pure logic here; each backend only writes the rows inside one transa
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
+
+from flowzero.storage import CopyCounts, OrderStore
 
 if TYPE_CHECKING:
     from flowzero.models import Order
-    from flowzero.storage import OrderStore
 
 _ABSENT = object()
 T = TypeVar("T")
-
-
-@dataclass
-class CopyCounts:
-    """What a copy did with one kind of record."""
-
-    added: int = 0
-    updated: int = 0
-    unchanged: int = 0
-
-    def to_dict(self) -> dict[str, int]:
-        return asdict(self)
 
 
 def _newer_wins(records: Sequence[T], key_of: Callable[[T], str], stamp_of: Callable[[T], str],

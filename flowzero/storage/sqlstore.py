@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
     from flowzero.models import Order, SearchRecord
-    from flowzero.storage.copying import CopyCounts
+    from flowzero.storage import CopyCounts
 
 _SELECT = f"SELECT {', '.join(ORDER_COLUMNS)} FROM orders"
 _UPSERT = (
