@@ -123,14 +123,19 @@ class Pacer:
                 return None
         return self._fd
 
-    def reserve(self) -> float:
-        """Take the next slot; the seconds to wait before the request may start (0: now)."""
+    def take_slot(self) -> tuple[float, float]:
+        """Take the next slot: (its unix time, the time it was taken at)."""
         with self._state() as box:
             spacing = box[0]
             now = self._clock()
             slot = max(now, spacing.next_slot)
             recovered = max(self.base, 1.0 / (1.0 / spacing.interval + self.rate / RECOVERY_STEPS))
             box[0] = _Spacing(slot + spacing.interval, recovered)
+        return slot, now
+
+    def reserve(self) -> float:
+        """Take the next slot; the seconds to wait before the request may start (0: now)."""
+        slot, now = self.take_slot()
         return slot - now
 
     def wait(self, cancel: Optional[threading.Event] = None) -> None:

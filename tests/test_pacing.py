@@ -119,10 +119,9 @@ from flowzero.pacing import Pacer
 pacer = Pacer(float(sys.argv[2]), Path(sys.argv[1]))
 starts = []
 for _ in range(int(sys.argv[3])):
-    now = time.time()
-    delay = pacer.reserve()  # the slot this request was given (when it wakes up may lag on a busy machine)
-    starts.append(now + delay)
-    time.sleep(delay)
+    slot, now = pacer.take_slot()  # the slot this request was given (when it wakes up may lag on a busy machine)
+    starts.append(slot)
+    time.sleep(max(0.0, slot - now))
 print(json.dumps(starts))
 """
 
@@ -137,6 +136,6 @@ def test_three_processes_on_one_file_keep_the_rate_together(tmp_path: Path) -> N
     assert all(w.returncode == 0 for w in workers)
     gaps = [b - a for a, b in zip(starts, starts[1:])]
     assert len(starts) == 3 * each
-    assert min(gaps) >= 1 / rate - 0.002  # never two slots closer than the spacing (2 ms: waiting for the lock)
-    assert (starts[-1] - starts[0]) >= (3 * each - 1) / rate - 0.002
+    assert min(gaps) >= 1 / rate - 1e-9  # never two slots closer than the spacing, whichever process took them
+    assert (starts[-1] - starts[0]) >= (3 * each - 1) / rate - 1e-9
     assert oct(path.stat().st_mode & 0o777) == "0o600" and oct(path.parent.stat().st_mode & 0o777) == "0o700"
