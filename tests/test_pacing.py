@@ -136,6 +136,6 @@ def test_three_processes_on_one_file_keep_the_rate_together(tmp_path: Path) -> N
     assert all(w.returncode == 0 for w in workers)
     gaps = [b - a for a, b in zip(starts, starts[1:])]
     assert len(starts) == 3 * each
-    assert min(gaps) >= 1 / rate - 1e-6  # never two slots closer than the spacing (float rounding aside)
-    assert (starts[-1] - starts[0]) >= (3 * each - 1) / rate - 1e-6
+    assert min(gaps) >= 1 / rate - 1e-5  # never two slots closer than the spacing (float rounding aside)
+    assert (starts[-1] - starts[0]) >= (3 * each - 1) / rate - 1e-4
     assert oct(path.stat().st_mode & 0o777) == "0o600" and oct(path.parent.stat().st_mode & 0o777) == "0o700"
