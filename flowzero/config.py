@@ -29,7 +29,7 @@ class PlanetConfig:
     basemaps_url: str = f"{PLANET_BASE}/basemaps/v1/mosaics"
     timeout: float = 60.0
     max_retries: int = 5
-    # Requests per second per endpoint class, Planet's documented limits (flowzero paces at 90 % of them).
+    # Requests per second per endpoint class, Planet's documented limits (flowzero paces at 95 % of them).
     rate_limits: RateLimits = field(default_factory=RateLimits)
     throttle_budget: float = 600.0  # seconds one request or file may spend waiting on 429 answers
 

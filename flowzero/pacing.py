@@ -10,10 +10,10 @@ The spacing is kept in a small file per (key, class) under ``~/.flowzero/rate/``
 several flowzero processes on one machine (three ``batch-check-status`` workers, a ``submit`` beside a delivery)
 stay within the key's limits together, and so does the Rust core (``flowzero_fast/src/pace.rs`` reads and writes
 the same 16 bytes). The file holds two little-endian f64: ``next_slot``, the unix time before which no request of
-the class may start, and ``interval``, the current spacing. A 429 doubles the interval (up to 16 x the base) and
-pushes ``next_slot`` past Retry-After (or the interval, with jitter); every slot taken wins back 1/20 of the rate:
-additive increase, multiplicative decrease, which converges for any number of senders, including processes on other
-machines that share the key without sharing the file.
+the class may start, and ``interval``, the current spacing. A 429 stretches the interval by :data:`BACKOFF` (up to
+16 x the base) and pushes ``next_slot`` past Retry-After (or the interval, with jitter); every slot taken wins back
+1/10 of the rate: additive increase, multiplicative decrease, which converges for any number of senders, including
+processes on other machines that share the key without sharing the file.
 """
 
 from __future__ import annotations
@@ -33,9 +33,10 @@ from typing import Callable, Optional
 # Endpoint classes Planet meters separately (keys of the ``planet.rate_limits`` config section).
 ENDPOINT_CLASSES = ("orders_create", "orders_get", "orders_list", "orders_cancel", "downloads", "data",
                     "basemaps", "destinations")
-PACE_FRACTION = 0.9  # of the configured rate: the margin that keeps arrivals inside Planet's window
+PACE_FRACTION = 0.95  # of the configured rate: the margin that keeps arrivals inside Planet's window
 MAX_BACKOFF_FACTOR = 16.0  # a 429 storm spaces requests at most this many times the base interval
-RECOVERY_STEPS = 20  # slots it takes to win back the full rate after a halving
+BACKOFF = 1.25  # a 429 stretches the spacing by this much (most 429s of a shared pacer are arrival jitter)
+RECOVERY_STEPS = 10  # each slot taken wins back 1/10 of the rate
 _STALE_SLOT = 120.0  # a next_slot further ahead than this is a clock jump or garbage: ignored
 MIN_REFUSAL_WAIT = 0.05  # seconds: even "Retry-After: 0" is not an invitation to hammer
 _RECORD = struct.Struct("<dd")
@@ -152,7 +153,7 @@ class Pacer:
         with self._state() as box:
             spacing = box[0]
             now = self._clock()
-            interval = min(spacing.interval * 2.0, self.base * MAX_BACKOFF_FACTOR)
+            interval = min(spacing.interval * BACKOFF, self.base * MAX_BACKOFF_FACTOR)
             pause = retry_after if retry_after is not None else interval * (1.0 + random.random() / 2.0)
             box[0] = _Spacing(max(spacing.next_slot, now + pause), interval)
             self.throttles += 1

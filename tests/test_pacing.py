@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from flowzero.pacing import (
+    BACKOFF,
     MAX_BACKOFF_FACTOR,
     PACE_FRACTION,
     Pacer,
@@ -42,13 +43,13 @@ def test_slots_are_spaced_one_over_the_rate_apart() -> None:
     assert pacer.reserve() == pytest.approx(0.25)
 
 
-def test_a_429_doubles_the_spacing_and_slots_win_it_back(tmp_path: Path) -> None:
+def test_a_429_stretches_the_spacing_and_slots_win_it_back(tmp_path: Path) -> None:
     clock = Clock()
     pacer = Pacer(10.0, tmp_path / "class", clock=clock)
     assert pacer.reserve() == 0.0
-    assert pacer.throttled(None) >= 0.2  # interval 0.1 -> 0.2, plus up to half of it as jitter
+    assert pacer.throttled(None) >= 0.1 * BACKOFF  # interval 0.1 -> 0.125, plus up to half of it as jitter
     assert pacer.throttles == 1
-    for _ in range(6):
+    for _ in range(20):
         pacer.throttled(None)
     _, interval = struct.unpack("<dd", (tmp_path / "class").read_bytes())
     assert interval == pytest.approx(0.1 * MAX_BACKOFF_FACTOR)  # capped

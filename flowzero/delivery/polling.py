@@ -28,7 +28,7 @@ from flowzero.models import FINAL_STATES, Order
 from flowzero.redact import redact
 
 POLL_THREADS = 4
-FIRST_INTERVAL = 1.0  # seconds before an order is asked about again; doubles each time it is still pending
+FIRST_INTERVAL = 0.5  # seconds before an order is asked about again; doubles each time it is still pending
 WAVE = 8  # finished orders handed over at most at once: one downloader run; the rest wait for the next one
 _TICK = 0.1  # seconds between looks for Ctrl-C while the main thread waits
 
