@@ -185,6 +185,7 @@ def make_downloader(name: str, config: Any, overwrite: bool, progress: Any) -> A
         max_workers=config.downloads.max_workers, overwrite=overwrite, s3_region=config.s3.region,
         s3_endpoint_url=config.s3.endpoint_url, part_size=config.downloads.part_size_mib * 1024 * 1024,
         timeout=config.planet.timeout, max_retries=config.planet.max_retries, progress=progress,
+        s3_profile=config.s3.profile,
     )
     return cls(options)
 

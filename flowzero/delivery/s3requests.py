@@ -94,12 +94,14 @@ def parse_time(text: str) -> dt.datetime | None:
 def s3_requests(config: Any, downloader: str = "") -> S3Requests:
     """The S3 requests of a delivery by ``downloader``: the Rust core's for ``fast``, boto3's otherwise."""
     if downloader == "fast":
+        from flowzero import aws
         from flowzero.downloaders.fast import load_extension
 
         native = load_extension()
+        access = aws.resolve(config.s3.region, config.s3.endpoint_url, config.s3.profile)
         return FastRequests(native.S3Objects(
-            region=config.s3.region or None, endpoint_url=config.s3.endpoint_url or None,
-            timeout=config.planet.timeout, max_retries=config.planet.max_retries,
+            region=access.region, endpoint_url=access.endpoint_url or None, credentials=access.provider(),
+            ca_bundle=access.ca_bundle, timeout=config.planet.timeout, max_retries=config.planet.max_retries,
         ))
     from flowzero.delivery.s3 import client_from_config
 

@@ -37,6 +37,11 @@ class DownloadOptions:
     timeout: float = 60.0
     max_retries: int = 5
     progress: Optional[ProgressCallback] = field(default=None, repr=False)
+    s3_profile: str = ""  # AWS profile (config s3.profile); "" = AWS_PROFILE or the default profile
+    download_rate: Optional[float] = None  # GET starts per second per API key (None: no pacing)
+    rate_file: Optional[str] = None  # file shared with other processes pacing the same key (None: in-process)
+    throttle_budget: float = 600.0  # seconds one file may wait on 429 answers before it fails as rate_limited
+    max_unknown_size: int = 4 * 1024**3  # the cap on a body whose size the manifest does not give
 
 
 class Downloader(Protocol):

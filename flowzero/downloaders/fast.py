@@ -2,27 +2,25 @@
 
 One tokio runtime moves the whole batch with the GIL released: streaming GETs hashed once as they arrive, fed
 straight into S3 multipart uploads (or a temp file beside the target), committed only when the manifest digest
-matches. The extension is imported lazily so that CLI start-up does not load it.
+matches. The extension is imported lazily so that CLI start-up does not load it. AWS credentials, region,
+endpoint and CA bundle come from :mod:`flowzero.aws`, as for every downloader; the core asks the credential
+provider again before temporary credentials expire.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from types import ModuleType
-from typing import ClassVar
+from typing import Any, ClassVar
 
+from flowzero import aws
 from flowzero.downloaders.base import DownloadOptions
 from flowzero.downloaders.verify import EXPIRED_MARK
 from flowzero.errors import PluginError, TransferError
 from flowzero.hookspecs import hookimpl
-from flowzero.models import TransferJob, TransferResult
+from flowzero.models import FailureReason, TransferJob, TransferResult
 from flowzero.plugins import Registrar
 from flowzero.redact import redact
-
-_REFUSED_LINK = re.compile(r"source answered HTTP (401|403|410)\b")
-_CREDENTIALS_HINT = ("set AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary "
-                     "credentials) with write access to the bucket")
 
 
 def load_extension() -> ModuleType:
@@ -35,6 +33,13 @@ def load_extension() -> ModuleType:
             hint="reinstall flowzero with a Rust toolchain (pip install .), or use --downloader threads",
         ) from None
     return _fast
+
+
+def native_s3_access(options: DownloadOptions) -> dict[str, Any]:
+    """The keyword arguments that give the Rust core a run's S3 access (region, endpoint, credentials, CA)."""
+    access = aws.resolve(options.s3_region, options.s3_endpoint_url, options.s3_profile)
+    return {"region": access.region, "endpoint_url": access.endpoint_url or None,
+            "credentials": access.provider(), "ca_bundle": access.ca_bundle}
 
 
 class FastDownloader:
@@ -53,15 +58,19 @@ class FastDownloader:
         if not jobs:
             return []
         native = load_extension()
-        results = self._run(native, jobs)
+        if any(job.destination.startswith("s3://") for job in jobs):
+            access = native_s3_access(self.options)
+        else:
+            access = {"ca_bundle": aws.ca_bundle()}
+        results = self._run(native, jobs, access)
         # As every downloader does: a checksum mismatch is fetched once more before it is a failure.
-        again = [i for i, r in enumerate(results) if not r.ok and "mismatch" in (r.error or "")]
+        again = [i for i, r in enumerate(results) if r.reason is FailureReason.CHECKSUM]
         if again:
-            for i, result in zip(again, self._run(native, [jobs[i] for i in again])):
+            for i, result in zip(again, self._run(native, [jobs[i] for i in again], access)):
                 results[i] = result
         return results
 
-    def _run(self, native: ModuleType, jobs: Sequence[TransferJob]) -> list[TransferResult]:
+    def _run(self, native: ModuleType, jobs: Sequence[TransferJob], access: dict[str, Any]) -> list[TransferResult]:
         opts = self.options
         native_jobs = [
             native.Job(j.url, j.destination, size=j.size, md5=j.md5 or None, sha256=j.sha256 or None)
@@ -72,33 +81,32 @@ class FastDownloader:
                 native_jobs,
                 max_workers=opts.max_workers,
                 overwrite=opts.overwrite,
-                region=opts.s3_region or None,
-                endpoint_url=opts.s3_endpoint_url or None,
                 part_size=opts.part_size,
                 timeout=opts.timeout,
                 max_retries=opts.max_retries,
                 progress=opts.progress,
+                download_rate=opts.download_rate,
+                rate_file=opts.rate_file,
+                throttle_budget=opts.throttle_budget,
+                max_unknown_size=opts.max_unknown_size,
+                **access,
             )
         except native.CredentialsError as exc:
-            raise TransferError(redact(str(exc)), hint=_CREDENTIALS_HINT) from None
+            raise TransferError(redact(str(exc)), hint=aws.CREDENTIALS_HINT) from None
         except native.TransferError as exc:
             raise TransferError(redact(str(exc))) from None
-        return [
-            TransferResult(job=job, ok=r.ok, skipped=r.skipped, bytes=r.bytes, seconds=r.seconds,
-                           digest=r.digest, error=_error_text(r.error))
-            for job, r in zip(jobs, results)
-        ]
+        return [_result(job, r) for job, r in zip(jobs, results)]
 
 
-def _error_text(error: str | None) -> str | None:
-    """The Rust core's one-line error, redacted; a source refusing the link is marked as maybe expired, so
-    that the delivery fetches the order again for fresh links (as with the other downloaders)."""
-    if not error:
-        return None
-    text = redact(error)
-    if _REFUSED_LINK.search(text):
-        text += f" ({EXPIRED_MARK})"
-    return text
+def _result(job: TransferJob, r: Any) -> TransferResult:
+    """A native JobResult as the Python contract: the reason typed, the error redacted (and, for a refused link,
+    saying in words that it may have expired, as the other downloaders do)."""
+    reason = FailureReason(r.reason) if r.reason else None
+    error = redact(r.error) if r.error else None
+    if error and reason is FailureReason.EXPIRED_LINK:
+        error += f" ({EXPIRED_MARK})"
+    return TransferResult(job=job, ok=r.ok, skipped=r.skipped, bytes=r.bytes, seconds=r.seconds, digest=r.digest,
+                          error=error, reason=reason)
 
 
 @hookimpl

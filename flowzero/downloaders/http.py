@@ -14,6 +14,7 @@ from typing import Callable
 
 import httpx
 
+from flowzero.aws import httpx_verify
 from flowzero.downloaders.sinks import Sink
 from flowzero.downloaders.verify import EXPIRED_MARK, StreamHasher
 from flowzero.errors import TransferError
@@ -42,6 +43,7 @@ def make_http_client(max_workers: int, timeout: float) -> httpx.Client:
         limits=httpx.Limits(max_connections=max_workers * 2, max_keepalive_connections=max_workers),
         follow_redirects=True,
         headers={"Accept-Encoding": "identity", "User-Agent": "flowzero"},
+        verify=httpx_verify(),
     )
 
 

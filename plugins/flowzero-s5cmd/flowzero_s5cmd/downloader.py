@@ -184,15 +184,16 @@ class S5cmdDownloader:
         command_file = os.path.join(staging, "commands.txt")
         with open(command_file, "w", encoding="utf-8") as handle:
             handle.write("\n".join(commands.values()) + "\n")
+        from flowzero import aws
+
         argv = [binary, "--json", "--log", "error", "--numworkers", str(max(1, self.options.max_workers))]
-        endpoint = (self.options.s3_endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3")
-                    or os.environ.get("AWS_ENDPOINT_URL"))
-        if endpoint:
-            argv += ["--endpoint-url", endpoint]
+        # The same credentials, region, endpoint and CA bundle as the other downloaders, resolved now (after
+        # staging) so that temporary credentials have as much of their lifetime left as possible for the run.
+        access = aws.resolve(self.options.s3_region, self.options.s3_endpoint_url, self.options.s3_profile)
+        if access.endpoint_url:
+            argv += ["--endpoint-url", access.endpoint_url]
         argv += ["run", command_file]
-        env = dict(os.environ)
-        if self.options.s3_region:
-            env["AWS_REGION"] = self.options.s3_region
+        env = {**os.environ, **access.subprocess_env()}
         try:
             done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
         except OSError as exc:
