@@ -29,7 +29,7 @@ CREDENTIALS_HINT = "set AWS_PROFILE (or s3.profile in config.yaml), or AWS_ACCES
 CredentialTuple = tuple[str, str, Optional[str], Optional[float]]
 
 
-class AwsCredentialsError(TransferError):
+class CredentialsError(TransferError):
     """No AWS credentials were found, or the chain could not produce them; one line, never a secret."""
 
 
@@ -45,7 +45,7 @@ class AwsAccess:
     _credentials: Any = field(default=None, repr=False)
 
     def credentials(self) -> Any:
-        """botocore credentials (refreshable where temporary); AwsCredentialsError if there are none."""
+        """botocore credentials (refreshable where temporary); CredentialsError if there are none."""
         if self._credentials is None:
             self._credentials = _resolve_credentials(self)
         return self._credentials
@@ -103,7 +103,7 @@ def resolve(region: str = "", endpoint_url: str = "", profile: str = "",
     try:
         scoped = session.get_scoped_config()
     except Exception as exc:  # botocore.exceptions.ProfileNotFound and broken config files
-        raise AwsCredentialsError(f"AWS profile '{profile or 'default'}' cannot be used: {redact(str(exc))}",
+        raise CredentialsError(f"AWS profile '{profile or 'default'}' cannot be used: {redact(str(exc))}",
                                   hint=CREDENTIALS_HINT) from None
     region = region or env.get("AWS_REGION") or session.get_config_variable("region") or DEFAULT_REGION
     endpoint_url = endpoint_url or _profile_endpoint(session, scoped)
@@ -142,9 +142,9 @@ def sources_tried(profile: str = "", env: Mapping[str, str] | None = None) -> st
     ])
 
 
-def no_credentials_error(profile: str = "") -> AwsCredentialsError:
+def no_credentials_error(profile: str = "") -> CredentialsError:
     """The one line every downloader says when there are no credentials."""
-    return AwsCredentialsError(f"no AWS credentials found for S3 (tried: {sources_tried(profile)})",
+    return CredentialsError(f"no AWS credentials found for S3 (tried: {sources_tried(profile)})",
                                hint=CREDENTIALS_HINT)
 
 
@@ -180,7 +180,7 @@ def _resolve_credentials(access: AwsAccess) -> Any:
     try:
         creds = access.session.get_credentials()
     except Exception as exc:  # a source that exists but failed: credential_process, AssumeRole, SSO, IMDS
-        raise AwsCredentialsError(f"cannot get AWS credentials ({type(exc).__name__}): {redact(str(exc))}",
+        raise CredentialsError(f"cannot get AWS credentials ({type(exc).__name__}): {redact(str(exc))}",
                                   hint=CREDENTIALS_HINT) from None
     if creds is None:
         raise no_credentials_error(access.profile)

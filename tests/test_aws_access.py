@@ -257,5 +257,5 @@ def test_the_resolver_reads_region_endpoint_and_bundle_from_the_profile(tmp_path
     assert aws.resolve("us-west-1", "http://given", "minio").region == "us-west-1"  # flowzero's settings win
     env = access.subprocess_env()
     assert env["AWS_ACCESS_KEY_ID"] == "AKIAMINIO0000001" and env["AWS_CA_BUNDLE"] == "/etc/minio-ca.pem"
-    with pytest.raises(aws.AwsCredentialsError, match="profile 'nope'"):
+    with pytest.raises(aws.CredentialsError, match="profile 'nope'"):
         aws.resolve(profile="nope")

@@ -39,7 +39,7 @@ pub fn classify(what: &str, status: u16, body: &str, who: &str) -> Failure {
     };
     if status == 403 || AUTH_CODES.contains(&code.as_str()) {
         let who = if who.is_empty() { String::new() } else { format!(" {who}") };
-        Failure::Auth(format!("S3 refused {what}{who} ({detail})"))
+        Failure::Auth(format!("S3 refused the credentials for {what}{who} ({detail})"))
     } else if retryable_status(status) || RETRY_CODES.contains(&code.as_str()) {
         Failure::Retryable(format!("S3 {what}: {detail}"))
     } else {
