@@ -259,3 +259,26 @@ def test_the_resolver_reads_region_endpoint_and_bundle_from_the_profile(tmp_path
     assert env["AWS_ACCESS_KEY_ID"] == "AKIAMINIO0000001" and env["AWS_CA_BUNDLE"] == "/etc/minio-ca.pem"
     with pytest.raises(aws.CredentialsError, match="profile 'nope'"):
         aws.resolve(profile="nope")
+
+
+@pytest.mark.parametrize("downloader", ["threads", "fast"])
+@pytest.mark.parametrize("variable", ["AWS_CA_BUNDLE", "SSL_CERT_FILE"])
+def test_https_source_trusted_through_the_bundle_variables(downloader: str, variable: str, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    tls = throwaway_ca(tmp_path / "tls")
+    server = FileServer()
+    server._http._server.socket = tls.server_context().wrap_socket(  # type: ignore[attr-defined]
+        server._http._server.socket, server_side=True)  # type: ignore[attr-defined]
+    server.start()
+    data = random.Random(7).randbytes(200_000)
+    manifest = server.add("s.tif", data)
+    job = TransferJob(url=server.url("s.tif").replace("http://", "https://"), destination=str(tmp_path / "s.tif"),
+                      size=len(data), sha256=str(manifest["sha256"]), name="s.tif")
+    try:
+        [untrusted] = run(downloader, [job], max_retries=0)
+        monkeypatch.setenv(variable, str(tls.ca))
+        [trusted] = run(downloader, [job])
+    finally:
+        server.stop()
+    assert not untrusted.ok and trusted.ok, trusted.error
+    assert (tmp_path / "s.tif").read_bytes() == data
