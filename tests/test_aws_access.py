@@ -282,3 +282,41 @@ def test_https_source_trusted_through_the_bundle_variables(downloader: str, vari
         server.stop()
     assert not untrusted.ok and trusted.ok, trusted.error
     assert (tmp_path / "s.tif").read_bytes() == data
+
+
+@pytest.mark.parametrize("downloader", ["threads", "fast"])
+def test_proxies_come_from_the_environment_as_for_the_aws_tools(downloader: str, fileserver: FileServer,
+                                                               tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from http.server import BaseHTTPRequestHandler
+
+    from tests.fixtures.loopback import LoopbackServer, QuietHandler
+
+    data = random.Random(3).randbytes(10_000)
+    asked: list[str] = []
+
+    class ForwardProxy(QuietHandler):  # answers the absolute-form request itself: no onward connection
+        def do_GET(self) -> None:
+            asked.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    handler: type[BaseHTTPRequestHandler] = ForwardProxy
+    proxy = LoopbackServer(handler).start()
+    sha = hashlib.sha256(data).hexdigest()
+    via_proxy = TransferJob(url="http://planet-storage.invalid/f.tif?token=T", size=len(data), sha256=sha,
+                            destination=str(tmp_path / "proxied.tif"))
+    manifest = fileserver.add("direct.tif", data)
+    direct = TransferJob(url=fileserver.url("direct.tif"), destination=str(tmp_path / "direct.tif"),
+                         size=len(data), sha256=str(manifest["sha256"]))
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    try:
+        results = run(downloader, [via_proxy, direct])
+    finally:
+        proxy.close()
+    assert all(r.ok for r in results), [r.error for r in results]
+    assert asked == ["http://planet-storage.invalid/f.tif?token=T"]  # through the proxy, by absolute URI
+    assert fileserver.count("direct.tif") == 1  # NO_PROXY: straight to the source

@@ -7,8 +7,8 @@
 use std::time::SystemTime;
 
 use aws_sigv4::http_request::{
-    sign, PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest,
-    SigningSettings, UriPathNormalizationMode,
+    sign, PayloadChecksumKind, PercentEncodingMode, SignableRequest, SigningSettings,
+    UriPathNormalizationMode,
 };
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
@@ -16,7 +16,10 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use crate::credentials::Credentials;
 
-pub const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
+pub use aws_sigv4::http_request::SignableBody;
+
+#[cfg(test)]
+const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
 
 const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
@@ -45,27 +48,9 @@ fn settings(payload: PayloadChecksumKind) -> SigningSettings {
 }
 
 /// The headers that sign a request to `url` (already encoded) carrying `headers` (lowercase names): Authorization,
-/// X-Amz-Date, X-Amz-Content-Sha256 and, for temporary credentials, X-Amz-Security-Token.
+/// X-Amz-Date, X-Amz-Content-Sha256 (S3 requests: `SignableBody::UnsignedPayload`) and, for temporary credentials,
+/// X-Amz-Security-Token.
 pub fn signed_headers(
-    method: &str,
-    url: &str,
-    headers: &[(String, String)],
-    creds: &Credentials,
-    region: &str,
-    at: SystemTime,
-) -> Result<Vec<(String, String)>, String> {
-    sign_with(
-        method,
-        url,
-        headers,
-        creds,
-        region,
-        at,
-        SignableBody::UnsignedPayload,
-    )
-}
-
-fn sign_with(
     method: &str,
     url: &str,
     headers: &[(String, String)],
@@ -136,7 +121,7 @@ mod tests {
     fn documented(url: &str, extra: &[(&str, &str)]) -> String {
         let mut headers = vec![("host".to_string(), "examplebucket.s3.amazonaws.com".to_string())];
         headers.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let signed = sign_with(
+        let signed = signed_headers(
             "GET",
             url,
             &headers,
@@ -204,6 +189,7 @@ mod tests {
             &creds,
             "us-west-2",
             at_2013_05_24(),
+            SignableBody::UnsignedPayload,
         )
         .unwrap();
         assert_eq!(header(&signed, "x-amz-content-sha256"), UNSIGNED_PAYLOAD);

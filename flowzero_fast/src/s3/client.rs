@@ -20,7 +20,7 @@ use crate::retry::{Jitter, RetryPolicy};
 use crate::s3::errors::{checksum_refused, classify, EXPIRED_CODES};
 use crate::s3::target::target;
 use crate::s3::xml::{self, error_fields, is_error_document, parse_uploads, Upload};
-use crate::sigv4::{signed_headers, uri_encode};
+use crate::sigv4::{signed_headers, uri_encode, SignableBody};
 
 pub struct Response {
     pub status: u16,
@@ -112,6 +112,7 @@ impl Client {
                 &creds,
                 &self.region,
                 SystemTime::now(),
+                SignableBody::UnsignedPayload,
             )
             .map_err(Failure::fatal)?;
             let mut builder = self.http.request(method.clone(), &url).body(body.clone());
