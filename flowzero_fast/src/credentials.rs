@@ -166,14 +166,25 @@ mod tests {
     impl Provider for Counting {
         fn fetch(&self) -> Result<Credentials, String> {
             let n = self.0.fetch_add(1, Ordering::SeqCst);
-            let expiry = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64() + self.1;
-            Ok(Credentials::from_parts(format!("AK{n}"), "S".into(), Some("T".into()), Some(expiry)))
+            let expiry = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_secs_f64()
+                + self.1;
+            Ok(Credentials::from_parts(
+                format!("AK{n}"),
+                "S".into(),
+                Some("T".into()),
+                Some(expiry),
+            ))
         }
     }
 
     #[test]
     fn expiring_credentials_are_fetched_again_and_long_lived_ones_kept() {
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         rt.block_on(async {
             let soon = Arc::new(Counting(AtomicU32::new(0), 2.0));
             let cache = CredentialCache::new(soon.clone());

@@ -33,8 +33,8 @@ pub fn client(options: &ClientOptions) -> Result<reqwest::Client, String> {
         .tcp_nodelay(true)
         .user_agent(concat!("flowzero-fast/", env!("CARGO_PKG_VERSION")));
     if let Some(path) = options.ca_bundle.as_deref().filter(|p| !p.is_empty()) {
-        let pem = std::fs::read(path)
-            .map_err(|e| format!("cannot read the CA bundle {path}: {e}"))?;
+        let pem =
+            std::fs::read(path).map_err(|e| format!("cannot read the CA bundle {path}: {e}"))?;
         let certs = reqwest::Certificate::from_pem_bundle(&pem)
             .map_err(|e| format!("the CA bundle {path} is not PEM certificates: {e}"))?;
         if certs.is_empty() {
@@ -68,7 +68,9 @@ pub fn describe(err: reqwest::Error) -> String {
 pub enum Answer {
     Body(reqwest::Response),
     /// The source is pacing us; `retry_after` is what it asked for, if anything (seconds).
-    Throttled { retry_after: Option<f64> },
+    Throttled {
+        retry_after: Option<f64>,
+    },
 }
 
 /// GET `url` from byte `offset`. Answers 2xx and 416 are returned for the caller to plan with, 429 as

@@ -153,16 +153,7 @@ pub async fn run_batch(
     } else {
         None
     };
-    let pacer = match (settings.download_rate, &settings.rate_file) {
-        (Some(rate), _) if !(rate.is_finite() && rate > 0.0) => {
-            return Err(BatchError::Setup(format!("download_rate must be > 0, not {rate}")))
-        }
-        (Some(rate), Some(path)) => Some(Arc::new(Pacer::shared(rate, path).map_err(|e| {
-            BatchError::Setup(format!("cannot open the rate file {}: {e}", path.display()))
-        })?)),
-        (Some(rate), None) => Some(Arc::new(Pacer::in_process(rate))),
-        (None, _) => None,
-    };
+    let pacer = pacer_for(&settings)?;
     let source = Source {
         http,
         pacer,
@@ -216,17 +207,40 @@ pub async fn run_batch(
     Ok(results)
 }
 
+/// The pacer of GET starts, if a rate was asked for: shared through the rate file when there is one.
+fn pacer_for(settings: &Settings) -> Result<Option<Arc<Pacer>>, BatchError> {
+    let Some(rate) = settings.download_rate else {
+        return Ok(None);
+    };
+    if !(rate.is_finite() && rate > 0.0) {
+        return Err(BatchError::Setup(format!(
+            "download_rate must be > 0, not {rate}"
+        )));
+    }
+    let pacer = match &settings.rate_file {
+        Some(path) => Pacer::shared(rate, path).map_err(|e| {
+            BatchError::Setup(format!("cannot open the rate file {}: {e}", path.display()))
+        })?,
+        None => Pacer::in_process(rate),
+    };
+    Ok(Some(Arc::new(pacer)))
+}
+
 /// The S3 client of a batch: credentials from the caller's provider (else the AWS_* key variables), fetched
 /// once now so that a batch without credentials stops before any download; region and endpoint as given, else
 /// the way the AWS tools take them from the environment.
-pub async fn s3_client(http: reqwest::Client, settings: &Settings) -> Result<s3::Client, BatchError> {
+pub async fn s3_client(
+    http: reqwest::Client,
+    settings: &Settings,
+) -> Result<s3::Client, BatchError> {
     let cache = match &settings.credentials {
         Some(provider) => CredentialCache::new(provider.clone()),
         None => {
             let env = |name: &str| std::env::var(name).ok();
-            CredentialCache::fixed(Credentials::from_lookup(env).ok_or_else(|| {
-                BatchError::Credentials(NO_ENV_CREDENTIALS.into())
-            })?)
+            CredentialCache::fixed(
+                Credentials::from_lookup(env)
+                    .ok_or_else(|| BatchError::Credentials(NO_ENV_CREDENTIALS.into()))?,
+            )
         }
     };
     let cache = Arc::new(cache);
@@ -355,9 +369,7 @@ async fn already_there(
             Ok(local::verified_copy(&PathBuf::from(path), size, expected).await)
         }
         Destination::S3 { bucket, key } => {
-            s3_of(ctx)?
-                .verified_copy(bucket, key, size, expected)
-                .await
+            s3_of(ctx)?.verified_copy(bucket, key, size, expected).await
         }
     }
 }

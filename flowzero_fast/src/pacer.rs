@@ -221,11 +221,28 @@ mod tests {
         assert_eq!(slot, 100.0);
         assert!((state.next - 100.2).abs() < 1e-9 && state.interval == 0.2);
         let (slot, _) = acquire(state, 100.05, rate);
-        assert!((slot - 100.2).abs() < 1e-9, "the second request waits for its turn");
+        assert!(
+            (slot - 100.2).abs() < 1e-9,
+            "the second request waits for its turn"
+        );
         // A widened interval eases back: 1 / (1/0.8 + 5/20) = 0.666..., never below the base.
-        let (_, eased) = acquire(State { next: 0.0, interval: 0.8 }, 100.0, rate);
+        let (_, eased) = acquire(
+            State {
+                next: 0.0,
+                interval: 0.8,
+            },
+            100.0,
+            rate,
+        );
         assert!((eased.interval - 1.0 / (1.25 + 0.25)).abs() < 1e-9);
-        let (_, floor) = acquire(State { next: 0.0, interval: 0.2 }, 100.0, rate);
+        let (_, floor) = acquire(
+            State {
+                next: 0.0,
+                interval: 0.2,
+            },
+            100.0,
+            rate,
+        );
         assert_eq!(floor.interval, 0.2);
     }
 
@@ -233,22 +250,46 @@ mod tests {
     fn garbage_is_normalised() {
         let rate = 5.0;
         for interval in [f64::NAN, f64::INFINITY, 0.01, 100.0] {
-            let (_, state) = acquire(State { next: 0.0, interval }, 10.0, rate);
+            let (_, state) = acquire(
+                State {
+                    next: 0.0,
+                    interval,
+                },
+                10.0,
+                rate,
+            );
             assert!((state.next - 10.2).abs() < 1e-9, "{interval}");
         }
-        let (slot, _) = acquire(State { next: 1e12, interval: 0.2 }, 10.0, rate);
+        let (slot, _) = acquire(
+            State {
+                next: 1e12,
+                interval: 0.2,
+            },
+            10.0,
+            rate,
+        );
         assert_eq!(slot, 10.0, "a slot far in the future is taken as garbage");
         assert_eq!(State::decode(&[1, 2, 3], 0.2).next, 0.0);
-        let nan = State { next: f64::NAN, interval: 0.2 }.encode();
+        let nan = State {
+            next: f64::NAN,
+            interval: 0.2,
+        }
+        .encode();
         assert_eq!(State::decode(&nan, 0.2).next, 0.0);
-        let round = State { next: 12.5, interval: 0.4 };
+        let round = State {
+            next: 12.5,
+            interval: 0.4,
+        };
         assert_eq!(State::decode(&round.encode(), 0.2), round);
     }
 
     #[test]
     fn a_429_doubles_the_interval_up_to_sixteen_times_the_base() {
         let rate = 5.0;
-        let mut state = State { next: 0.0, interval: 0.2 };
+        let mut state = State {
+            next: 0.0,
+            interval: 0.2,
+        };
         let mut pauses = Vec::new();
         for _ in 0..6 {
             let (new, pause) = throttled(state, 50.0, rate, None, 0.0);
@@ -260,12 +301,39 @@ mod tests {
             assert!((got - want).abs() < 1e-9, "{pauses:?}");
         }
         assert!((state.next - 53.2).abs() < 1e-9);
-        let (jittered, pause) = throttled(State { next: 0.0, interval: 0.2 }, 50.0, rate, None, 0.999);
+        let (jittered, pause) = throttled(
+            State {
+                next: 0.0,
+                interval: 0.2,
+            },
+            50.0,
+            rate,
+            None,
+            0.999,
+        );
         assert!(pause > 0.4 && pause < 0.6 && jittered.interval == 0.4);
-        let (told, pause) = throttled(State { next: 0.0, interval: 0.2 }, 50.0, rate, Some(2.0), 0.5);
+        let (told, pause) = throttled(
+            State {
+                next: 0.0,
+                interval: 0.2,
+            },
+            50.0,
+            rate,
+            Some(2.0),
+            0.5,
+        );
         assert_eq!((pause, told.next), (2.0, 52.0));
         // An earlier slot already further out than the pause is kept.
-        let (kept, _) = throttled(State { next: 60.0, interval: 0.2 }, 50.0, rate, Some(1.0), 0.0);
+        let (kept, _) = throttled(
+            State {
+                next: 60.0,
+                interval: 0.2,
+            },
+            50.0,
+            rate,
+            Some(1.0),
+            0.0,
+        );
         assert_eq!(kept.next, 60.0);
     }
 

@@ -119,7 +119,10 @@ mod tests {
     /// The worked examples of AWS's "Signature Calculations for the Authorization Header" (S3 docs): the
     /// signer is configured the way S3 wants it, so it reproduces them exactly.
     fn documented(url: &str, extra: &[(&str, &str)]) -> String {
-        let mut headers = vec![("host".to_string(), "examplebucket.s3.amazonaws.com".to_string())];
+        let mut headers = vec![(
+            "host".to_string(),
+            "examplebucket.s3.amazonaws.com".to_string(),
+        )];
         headers.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let signed = signed_headers(
             "GET",
@@ -152,7 +155,10 @@ mod tests {
 
     #[test]
     fn aws_documented_list_objects_example() {
-        let auth = documented("https://examplebucket.s3.amazonaws.com/?max-keys=2&prefix=J", &[]);
+        let auth = documented(
+            "https://examplebucket.s3.amazonaws.com/?max-keys=2&prefix=J",
+            &[],
+        );
         assert!(
             auth.ends_with(
                 "Signature=34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7"

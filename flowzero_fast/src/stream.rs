@@ -132,7 +132,9 @@ pub async fn pump(
             Ok(Step::Throttled(retry_after)) => {
                 throttled.fetch_add(1, Ordering::Relaxed);
                 in_a_row += 1;
-                let pause = source.pause_after_429(retry_after, in_a_row, &mut jitter).await;
+                let pause = source
+                    .pause_after_429(retry_after, in_a_row, &mut jitter)
+                    .await;
                 if waited + pause > source.throttle_budget {
                     return Err(Failure::Fatal(
                         Reason::RateLimited,
@@ -256,9 +258,9 @@ async fn fetch(
 fn too_large(cap: u64, size: Option<u64>) -> Failure {
     let what = match size {
         Some(_) => "the source sent more bytes than the manifest says".to_string(),
-        None => format!(
-            "the source sent more than {cap} bytes, the cap for a file of unknown size"
-        ),
+        None => {
+            format!("the source sent more than {cap} bytes, the cap for a file of unknown size")
+        }
     };
     Failure::Fatal(Reason::TooLarge, what)
 }

@@ -23,7 +23,9 @@ impl Provider for PyProvider {
             if access_key.is_empty() || secret_key.is_empty() {
                 return Err("the AWS credential provider returned empty credentials".into());
             }
-            Ok(Credentials::from_parts(access_key, secret_key, token, expiry))
+            Ok(Credentials::from_parts(
+                access_key, secret_key, token, expiry,
+            ))
         })
     }
 }

@@ -44,7 +44,9 @@ fn seconds(name: &str, value: f64, allow_zero: bool) -> PyResult<Duration> {
     let valid = value.is_finite() && (value > 0.0 || (allow_zero && value == 0.0));
     if !valid {
         let bound = if allow_zero { ">= 0" } else { "> 0" };
-        return Err(PyValueError::new_err(format!("{name} must be {bound}, not {value}")));
+        return Err(PyValueError::new_err(format!(
+            "{name} must be {bound}, not {value}"
+        )));
     }
     Ok(Duration::from_secs_f64(value))
 }

@@ -405,4 +405,3 @@ impl Client {
         .map(|_| ())
     }
 }
-

@@ -38,8 +38,14 @@ pub fn classify(what: &str, status: u16, body: &str, who: &str) -> Failure {
         format!("{detail}: {message}")
     };
     if status == 403 || AUTH_CODES.contains(&code.as_str()) {
-        let who = if who.is_empty() { String::new() } else { format!(" {who}") };
-        Failure::Auth(format!("S3 refused the credentials for {what}{who} ({detail})"))
+        let who = if who.is_empty() {
+            String::new()
+        } else {
+            format!(" {who}")
+        };
+        Failure::Auth(format!(
+            "S3 refused the credentials for {what}{who} ({detail})"
+        ))
     } else if retryable_status(status) || RETRY_CODES.contains(&code.as_str()) {
         Failure::Retryable(format!("S3 {what}: {detail}"))
     } else {
@@ -65,7 +71,12 @@ mod tests {
             classify("UploadPart", 503, body, ""),
             Failure::Retryable(_)
         ));
-        let denied = classify("PutObject", 403, "<Error><Code>InvalidAccessKeyId</Code><Message>nope</Message></Error>", "");
+        let denied = classify(
+            "PutObject",
+            403,
+            "<Error><Code>InvalidAccessKeyId</Code><Message>nope</Message></Error>",
+            "",
+        );
         match denied {
             Failure::Auth(m) => assert!(
                 m.contains("InvalidAccessKeyId") && m.contains("nope"),
@@ -75,11 +86,21 @@ mod tests {
         }
         assert!(matches!(classify("HEAD", 403, "", ""), Failure::Auth(_)));
         assert!(matches!(
-            classify("PutObject", 404, "<Error><Code>NoSuchBucket</Code></Error>", ""),
+            classify(
+                "PutObject",
+                404,
+                "<Error><Code>NoSuchBucket</Code></Error>",
+                ""
+            ),
             Failure::Fatal(..)
         ));
         assert!(matches!(
-            classify("PutObject", 400, "<Error><Code>RequestTimeout</Code></Error>", ""),
+            classify(
+                "PutObject",
+                400,
+                "<Error><Code>RequestTimeout</Code></Error>",
+                ""
+            ),
             Failure::Retryable(_)
         ));
         assert_eq!(
@@ -89,11 +110,34 @@ mod tests {
     }
 
     #[test]
+    fn a_refusal_says_whose_request_it_was() {
+        let who = "on bucket 'b' for access key AKIAIOSF…";
+        match classify("PutObject", 403, "<Error><Code>AccessDenied</Code></Error>", who) {
+            Failure::Auth(m) => assert_eq!(
+                m,
+                "S3 refused the credentials for PutObject on bucket 'b' for access key AKIAIOSF… \
+                 (HTTP 403 AccessDenied)"
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn refused_checksums_are_recognised() {
         let refused = classify("PutObject", 400, "<Error><Code>InvalidRequest</Code><Message>x-amz-checksum-crc32c is not supported</Message></Error>", "");
         assert!(checksum_refused(&refused));
-        assert!(checksum_refused(&classify("PutObject", 501, "<Error><Code>NotImplemented</Code></Error>", "")));
-        assert!(!checksum_refused(&classify("PutObject", 400, "<Error><Code>InvalidBucketName</Code></Error>", "")));
+        assert!(checksum_refused(&classify(
+            "PutObject",
+            501,
+            "<Error><Code>NotImplemented</Code></Error>",
+            ""
+        )));
+        assert!(!checksum_refused(&classify(
+            "PutObject",
+            400,
+            "<Error><Code>InvalidBucketName</Code></Error>",
+            ""
+        )));
         assert!(!checksum_refused(&Failure::Retryable("checksum".into())));
     }
 }

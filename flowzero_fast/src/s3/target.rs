@@ -98,7 +98,6 @@ pub fn resolve_region_endpoint(
     )
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

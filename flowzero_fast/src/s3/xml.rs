@@ -53,7 +53,10 @@ fn text_of(found: &[(String, String)], name: &str) -> String {
 /// `Code` and `Message` of an S3 XML error body.
 pub fn error_fields(body: &str) -> (String, String) {
     let found = elements(body);
-    (text_of(&found, "Error/Code"), text_of(&found, "Error/Message"))
+    (
+        text_of(&found, "Error/Code"),
+        text_of(&found, "Error/Message"),
+    )
 }
 
 /// The UploadId of a CreateMultipartUpload answer ("" when there is none).
@@ -111,7 +114,10 @@ pub fn parse_uploads(body: &str) -> (Vec<Upload>, Option<(String, String)>) {
         }
     }
     let truncated = text_of(&found, "IsTruncated").eq_ignore_ascii_case("true");
-    let next = (text_of(&found, "NextKeyMarker"), text_of(&found, "NextUploadIdMarker"));
+    let next = (
+        text_of(&found, "NextKeyMarker"),
+        text_of(&found, "NextUploadIdMarker"),
+    );
     (uploads, (truncated && !next.0.is_empty()).then_some(next))
 }
 
@@ -128,7 +134,10 @@ pub fn complete_body(parts: &[Part]) -> String {
             escape(p.etag.as_str())
         ));
         if let Some(crc) = &p.crc32c {
-            xml.push_str(&format!("<ChecksumCRC32C>{}</ChecksumCRC32C>", escape(crc.as_str())));
+            xml.push_str(&format!(
+                "<ChecksumCRC32C>{}</ChecksumCRC32C>",
+                escape(crc.as_str())
+            ));
         }
         xml.push_str("</Part>");
     }
@@ -157,18 +166,31 @@ mod tests {
         assert_eq!(parse_uploads(last), (vec![], None));
         // Not XML, or entities nobody defined: nothing is found, nothing breaks.
         assert_eq!(parse_uploads("a & b &bogus; &#; <Upload>"), (vec![], None));
-        assert_eq!(error_fields("<html>502 Bad Gateway</html>"), (String::new(), String::new()));
+        assert_eq!(
+            error_fields("<html>502 Bad Gateway</html>"),
+            (String::new(), String::new())
+        );
     }
 
     #[test]
     fn error_and_upload_id_fields() {
         let body = "<?xml version=\"1.0\"?><Error><Code>SlowDown</Code><Message>Reduce &amp; retry</Message></Error>";
-        assert_eq!(error_fields(body), ("SlowDown".into(), "Reduce & retry".into()));
-        assert_eq!(error_fields("<Error><Code>X</Code></Error>"), ("X".into(), String::new()));
+        assert_eq!(
+            error_fields(body),
+            ("SlowDown".into(), "Reduce & retry".into())
+        );
+        assert_eq!(
+            error_fields("<Error><Code>X</Code></Error>"),
+            ("X".into(), String::new())
+        );
         let created = "<InitiateMultipartUploadResult><Bucket>b</Bucket><UploadId>u-1</UploadId></InitiateMultipartUploadResult>";
         assert_eq!(upload_id(created), "u-1");
-        assert!(is_error_document(b"<?xml version=\"1.0\"?>\n<Error><Code>InternalError</Code></Error>"));
-        assert!(!is_error_document(b"<CompleteMultipartUploadResult><ETag>x</ETag></CompleteMultipartUploadResult>"));
+        assert!(is_error_document(
+            b"<?xml version=\"1.0\"?>\n<Error><Code>InternalError</Code></Error>"
+        ));
+        assert!(!is_error_document(
+            b"<CompleteMultipartUploadResult><ETag>x</ETag></CompleteMultipartUploadResult>"
+        ));
     }
 
     #[test]
