@@ -320,3 +320,48 @@ def test_proxies_come_from_the_environment_as_for_the_aws_tools(downloader: str,
     assert all(r.ok for r in results), [r.error for r in results]
     assert asked == ["http://planet-storage.invalid/f.tif?token=T"]  # through the proxy, by absolute URI
     assert fileserver.count("direct.tif") == 1  # NO_PROXY: straight to the source
+
+
+def test_sso_profile_with_a_cached_token(fileserver: FileServer, bucket: S3Bucket, tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """An `aws sso login` profile: botocore reads the cached token and asks the SSO portal (a stand-in here)."""
+    import json as json_module
+    import os
+    import time
+
+    from tests.fixtures.loopback import LoopbackServer, QuietHandler
+
+    asked: list[tuple[str, str | None]] = []
+
+    class Portal(QuietHandler):
+        def do_GET(self) -> None:
+            asked.append((self.path, self.headers.get("x-amz-sso_bearer_token")))
+            body = json_module.dumps({"roleCredentials": {
+                "accessKeyId": "ASIASSO000000001", "secretAccessKey": "sso-secret", "sessionToken": "sso-token",
+                "expiration": int((time.time() + 3600) * 1000)}}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    portal = LoopbackServer(Portal).start()
+    start_url = "https://flowzero.awsapps.com/start"
+    aws_files(tmp_path, config=f"[profile sso]\nsso_start_url = {start_url}\nsso_region = us-east-1\n"
+                               "sso_account_id = 123456789012\nsso_role_name = Reader\n")
+    cache = Path(os.environ["HOME"]) / ".aws" / "sso" / "cache"
+    cache.mkdir(parents=True)
+    (cache / f"{hashlib.sha1(start_url.encode()).hexdigest()}.json").write_text(json_module.dumps(
+        {"startUrl": start_url, "region": "us-east-1", "accessToken": "cached-sso-token",
+         "expiresAt": "2099-01-01T00:00:00Z"}))
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SSO", portal.url)
+    import botocore.credentials  # its token cache folder was fixed from HOME when botocore was first imported
+
+    monkeypatch.setattr(botocore.credentials.SSOProvider, "_SSO_TOKEN_CACHE_DIR", str(cache))
+    try:
+        jobs = [job(fileserver, bucket, "sso.tif", 1000)]
+        delivered(bucket, jobs, run("fast", jobs, s3_profile="sso"))
+    finally:
+        portal.close()
+    path, token = asked[0]
+    assert path.startswith("/federation/credentials") and "role_name=Reader" in path and token == "cached-sso-token"
