@@ -365,3 +365,18 @@ def test_sso_profile_with_a_cached_token(fileserver: FileServer, bucket: S3Bucke
         portal.close()
     path, token = asked[0]
     assert path.startswith("/federation/credentials") and "role_name=Reader" in path and token == "cached-sso-token"
+
+
+def test_boto3_sends_plain_bodies_to_s3_compatible_endpoints(monkeypatch: pytest.MonkeyPatch) -> None:
+    """botocore's aws-chunked checksum trailers (HTTPS) are refused by many S3-compatible servers (rclone, MinIO,
+    Ceph releases): a custom endpoint gets plain bodies unless the user asked otherwise; AWS keeps the default."""
+    from flowzero.delivery.s3 import make_s3_client
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIACHECKSUMS0001")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
+    custom = make_s3_client("us-east-1", "https://minio.local:9000")
+    assert custom.meta.config.request_checksum_calculation == "when_required"
+    assert make_s3_client("us-east-1").meta.config.request_checksum_calculation != "when_required"
+    monkeypatch.setenv("AWS_REQUEST_CHECKSUM_CALCULATION", "when_supported")
+    assert make_s3_client("us-east-1", "https://minio.local:9000").meta.config.request_checksum_calculation \
+        == "when_supported"

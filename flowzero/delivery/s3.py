@@ -12,15 +12,23 @@ def make_s3_client(region: str = "", endpoint_url: str = "", max_workers: int = 
     Credentials come from botocore's chain (environment, profile, web identity, container, instance role), as
     for every downloader; without any, :func:`flowzero.aws.no_credentials_error` is raised at once.
     """
+    import os
+
     from botocore.config import Config as BotoConfig
 
     from flowzero import aws
 
     access = aws.resolve(region, endpoint_url, profile)
+    checksums = {}
+    if access.endpoint_url and "AWS_REQUEST_CHECKSUM_CALCULATION" not in os.environ:
+        # Over HTTPS botocore streams bodies aws-chunked with a checksum trailer, which many S3-compatible
+        # servers (MinIO and Ceph releases, rclone) refuse; flowzero verifies every body's digest itself.
+        checksums = {"request_checksum_calculation": "when_required"}
     boto_config = BotoConfig(
         max_pool_connections=max(10, max_workers * 2),
         retries={"max_attempts": max(1, max_attempts), "mode": "standard"},
         s3={"addressing_style": "path"} if access.endpoint_url else None,
+        **checksums,
     )
     return access.boto3_session().client("s3", region_name=access.region, endpoint_url=access.endpoint_url or None,
                                          config=boto_config, verify=access.ca_bundle)
