@@ -9,6 +9,10 @@ the order's manifest.json) and returns one :class:`TransferResult` per job, in o
 - never leave a partial file or object at a final name (local: temp file + rename; S3: abort the multipart);
 - retry transport errors and 5xx, resuming with Range where the source honours it and restarting from zero
   where it answers 200 instead of 206;
+- pace the start of every GET with ``download_rate`` / ``rate_file`` and treat 429 as flow control, not failure;
+- refuse a body larger than the manifest's size (or ``max_unknown_size``) as soon as it shows;
+- say why a file failed in ``TransferResult.reason`` (:class:`~flowzero.models.FailureReason`): delivery fetches
+  fresh links for ``expired_link`` (401/403/410 from the source) and stops for ``auth``;
 - stream: memory bounded by workers x chunk size, never by file size.
 
 Destinations are either local paths or ``s3://bucket/key`` URLs.
@@ -33,15 +37,19 @@ class DownloadOptions:
     overwrite: bool = False
     s3_region: str = "us-west-2"
     s3_endpoint_url: str = ""
+    s3_profile: str = ""  # AWS profile (config s3.profile); "" = AWS_PROFILE or the default profile
     part_size: int = 16 * 1024 * 1024
     timeout: float = 60.0
     max_retries: int = 5
     progress: Optional[ProgressCallback] = field(default=None, repr=False)
-    s3_profile: str = ""  # AWS profile (config s3.profile); "" = AWS_PROFILE or the default profile
-    download_rate: Optional[float] = None  # GET starts per second per API key (None: no pacing)
-    rate_file: Optional[str] = None  # file shared with other processes pacing the same key (None: in-process)
-    throttle_budget: float = 600.0  # seconds one file may wait on 429 answers before it fails as rate_limited
-    max_unknown_size: int = 4 * 1024**3  # the cap on a body whose size the manifest does not give
+    # Planet's download rate (requests/s per key, already with flowzero's margin; None: not paced) and the file
+    # that shares it with other processes (flowzero.pacing describes its 16 bytes); a downloader paces the start
+    # of every GET with them and treats 429 as flow control for up to ``throttle_budget`` seconds per file.
+    download_rate: Optional[float] = None
+    rate_file: Optional[str] = None
+    throttle_budget: float = 600.0
+    max_unknown_size: int = 4 * 1024**3  # bytes accepted for a file whose size the manifest does not give
+    min_speed: int = 1024  # bytes/s; slower than this for ``timeout`` seconds, a transfer is stalled (retried)
 
 
 class Downloader(Protocol):

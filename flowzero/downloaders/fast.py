@@ -89,6 +89,7 @@ class FastDownloader:
                 rate_file=opts.rate_file,
                 throttle_budget=opts.throttle_budget,
                 max_unknown_size=opts.max_unknown_size,
+                min_speed=opts.min_speed,
                 **access,
             )
         except native.CredentialsError as exc:

@@ -15,7 +15,7 @@ use crate::credentials::{CredentialCache, Credentials, Provider};
 use crate::digest::{self, hex_eq, Expected, StreamDigest};
 use crate::failure::{Failure, Reason};
 use crate::location::Destination;
-use crate::pacer::Pacer;
+use crate::pace::Pacer;
 use crate::plan;
 use crate::pool::PartPool;
 use crate::retry::RetryPolicy;

@@ -3,7 +3,7 @@
 //! Pure logic lives in modules that compile without Python (`cargo test --no-default-features`); the `python`
 //! feature adds the PyO3 bindings (`python/`). One file per concern: planning (`plan`), digests (`digest`),
 //! retries (`retry`), why a file failed (`failure`), destinations and redaction (`location`), credentials
-//! (`credentials`), SigV4 (`sigv4`), the source (`http`), pacing (`pacer`), the destinations (`local`, `s3`),
+//! (`credentials`), SigV4 (`sigv4`), the source (`http`), pacing (`pace`), the destinations (`local`, `s3`),
 //! one source into one sink (`stream`) and the batch that ties them together (`jobs`).
 
 pub mod credentials;
@@ -13,7 +13,7 @@ pub mod http;
 pub mod jobs;
 pub mod local;
 pub mod location;
-pub mod pacer;
+pub mod pace;
 pub mod plan;
 pub mod pool;
 pub mod retry;

@@ -13,7 +13,7 @@ use crate::digest::{DigestKind, StreamDigest};
 use crate::failure::{Failure, Reason};
 use crate::http::{self, Answer};
 use crate::jobs::Job;
-use crate::pacer::Pacer;
+use crate::pace::Pacer;
 use crate::plan::{self, Resume};
 use crate::retry::{Jitter, RetryPolicy};
 use crate::{local, s3};
@@ -80,7 +80,8 @@ impl Source {
         }
     }
 
-    /// How long to pause after the `nth` 429 in a row (the pacer widens the spacing for everyone).
+    /// How long to pause after the `nth` 429 in a row (the pacer widens the spacing for everyone); never less
+    /// than [`MIN_REFUSAL_WAIT`], even when the source says Retry-After: 0 (as flowzero.pacing does).
     async fn pause_after_429(
         &self,
         retry_after: Option<f64>,
@@ -88,7 +89,7 @@ impl Source {
         jitter: &mut Jitter,
     ) -> Duration {
         let unit = jitter.next_unit();
-        match &self.pacer {
+        let pause = match &self.pacer {
             Some(pacer) => {
                 let pacer = pacer.clone();
                 tokio::task::spawn_blocking(move || pacer.note_throttled(retry_after, unit))
@@ -97,8 +98,48 @@ impl Source {
             }
             None => match retry_after {
                 Some(seconds) => Duration::from_secs_f64(seconds),
-                None => self.retry.delay(nth, jitter),
+                None => return self.retry.delay(nth, jitter),
             },
+        };
+        pause.max(MIN_REFUSAL_WAIT)
+    }
+}
+
+/// The least a 429 is waited out.
+const MIN_REFUSAL_WAIT: Duration = Duration::from_millis(50);
+
+/// How long one file has been held up by 429s: the waits it was asked for and the time its runs of refusals
+/// lasted both count, whichever is more (flowzero.pacing's ThrottleBudget, per file; time spent receiving
+/// bytes between two runs of refusals does not count).
+#[derive(Default)]
+struct ThrottleClock {
+    /// When the current run of refusals began.
+    run: Option<Instant>,
+    /// How long the earlier runs lasted.
+    before: Duration,
+    asked: Duration,
+}
+
+impl ThrottleClock {
+    fn spent(&self) -> Duration {
+        let current = self.run.map_or(Duration::ZERO, |t| t.elapsed());
+        self.asked.max(self.before + current)
+    }
+
+    /// Count a refusal that asks for `pause`; false if that goes beyond `budget`.
+    fn charge(&mut self, pause: Duration, budget: Duration) -> bool {
+        self.run.get_or_insert_with(Instant::now);
+        if self.spent() + pause > budget {
+            return false;
+        }
+        self.asked += pause;
+        true
+    }
+
+    /// A GET started at `at` was not refused: the current run of refusals ended then.
+    fn answered(&mut self, at: Instant) {
+        if let Some(start) = self.run.take() {
+            self.before += at.saturating_duration_since(start);
         }
     }
 }
@@ -123,10 +164,14 @@ pub async fn pump(
     let mut offset: u64 = 0;
     let mut failures: u32 = 0;
     let mut in_a_row: u32 = 0;
-    let mut waited = Duration::ZERO;
+    let mut held_up = ThrottleClock::default();
     loop {
         source.turn().await;
+        let asked_at = Instant::now();
         let attempt = fetch(source, job, sink, digest, &mut offset).await;
+        if !matches!(attempt, Ok(Step::Throttled(_))) {
+            held_up.answered(asked_at);
+        }
         match attempt {
             Ok(Step::Done) => return Ok(offset),
             Ok(Step::Throttled(retry_after)) => {
@@ -135,18 +180,17 @@ pub async fn pump(
                 let pause = source
                     .pause_after_429(retry_after, in_a_row, &mut jitter)
                     .await;
-                if waited + pause > source.throttle_budget {
+                if !held_up.charge(pause, source.throttle_budget) {
                     return Err(Failure::Fatal(
                         Reason::RateLimited,
                         format!(
-                            "the source kept answering 429 (too many requests): {in_a_row} refusals, \
-                             {:.1} s waited, over the budget of {:.0} s",
-                            waited.as_secs_f64(),
+                            "the source kept answering 429 (too many requests): {in_a_row} refusals in a \
+                             row, {:.1} s held up, over the budget of {:.0} s",
+                            held_up.spent().as_secs_f64(),
                             source.throttle_budget.as_secs_f64()
                         ),
                     ));
                 }
-                waited += pause;
                 tokio::time::sleep(pause).await;
             }
             Err(Failure::Retryable(message)) => {
@@ -263,4 +307,37 @@ fn too_large(cap: u64, size: Option<u64>) -> Failure {
         }
     };
     Failure::Fatal(Reason::TooLarge, what)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_throttle_budget_counts_waits_asked_for_and_time_passed() {
+        let budget = Duration::from_secs(10);
+        let mut clock = ThrottleClock::default();
+        assert!(clock.charge(Duration::from_secs(4), budget));
+        assert!(clock.charge(Duration::from_secs(5), budget));
+        assert!(!clock.charge(Duration::from_secs(2), budget), "9 + 2 > 10");
+        assert_eq!(clock.spent(), Duration::from_secs(9));
+        let mut waited = ThrottleClock {
+            run: Some(Instant::now() - Duration::from_secs(9)),
+            ..ThrottleClock::default()
+        };
+        assert!(
+            !waited.charge(Duration::from_secs(2), budget),
+            "the refusals began 9 s ago"
+        );
+        // Receiving bytes between two runs of refusals is not time held up.
+        let mut resumed = ThrottleClock {
+            run: Some(Instant::now() - Duration::from_secs(3)),
+            ..ThrottleClock::default()
+        };
+        resumed.answered(Instant::now() - Duration::from_secs(2));
+        assert!(
+            resumed.charge(Duration::from_secs(8), budget),
+            "1 s + 8 s <= 10 s"
+        );
+    }
 }

@@ -112,7 +112,12 @@ mod tests {
     #[test]
     fn a_refusal_says_whose_request_it_was() {
         let who = "on bucket 'b' for access key AKIAIOSF…";
-        match classify("PutObject", 403, "<Error><Code>AccessDenied</Code></Error>", who) {
+        match classify(
+            "PutObject",
+            403,
+            "<Error><Code>AccessDenied</Code></Error>",
+            who,
+        ) {
             Failure::Auth(m) => assert_eq!(
                 m,
                 "S3 refused the credentials for PutObject on bucket 'b' for access key AKIAIOSF… \
