@@ -15,7 +15,6 @@ from typing import Any, ClassVar
 
 from flowzero import aws
 from flowzero.downloaders.base import DownloadOptions
-from flowzero.downloaders.verify import EXPIRED_MARK
 from flowzero.errors import PluginError, TransferError
 from flowzero.hookspecs import hookimpl
 from flowzero.models import FailureReason, TransferJob, TransferResult
@@ -105,7 +104,7 @@ def _result(job: TransferJob, r: Any) -> TransferResult:
     reason = FailureReason(r.reason) if r.reason else None
     error = redact(r.error) if r.error else None
     if error and reason is FailureReason.EXPIRED_LINK:
-        error += f" ({EXPIRED_MARK})"
+        error += " (the download link may have expired)"
     return TransferResult(job=job, ok=r.ok, skipped=r.skipped, bytes=r.bytes, seconds=r.seconds, digest=r.digest,
                           error=error, reason=reason)
 
