@@ -142,6 +142,11 @@ pub fn crc32c_header(crc: u32) -> String {
     base64::engine::general_purpose::STANDARD.encode(crc.to_be_bytes())
 }
 
+/// sha256 of `data` as lowercase hex (small payloads only, e.g. signing).
+pub fn sha256_hex(data: &[u8]) -> String {
+    to_hex(&Sha256::digest(data))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -239,5 +244,6 @@ mod tests {
         assert_eq!(to_hex(&[0x00, 0xab, 0xff]), "00abff");
         assert!(hex_eq(" ABCD", "abcd "));
         assert!(!hex_eq("abcd", "abce"));
+        assert_eq!(sha256_hex(b"abc"), SHA_ABC);
     }
 }

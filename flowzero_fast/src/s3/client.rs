@@ -20,7 +20,7 @@ use crate::retry::{Jitter, RetryPolicy};
 use crate::s3::errors::{checksum_refused, classify, EXPIRED_CODES};
 use crate::s3::target::target;
 use crate::s3::xml::{self, error_fields, is_error_document, parse_uploads, Upload};
-use crate::sigv4::{signed_headers, uri_encode, SignableBody};
+use crate::sigv4::{amz_date, authorization, uri_encode, Request, UNSIGNED_PAYLOAD};
 
 pub struct Response {
     pub status: u16,
@@ -103,20 +103,30 @@ impl Client {
                 "on bucket '{bucket}' for access key {}…",
                 key_id_prefix(&creds.access_key)
             );
-            let mut headers: Vec<(String, String)> = vec![("host".into(), target.host.clone())];
+            let (stamp, _) = amz_date(SystemTime::now());
+            let mut headers: Vec<(String, String)> = vec![
+                ("host".into(), target.host.clone()),
+                ("x-amz-date".into(), stamp.clone()),
+                ("x-amz-content-sha256".into(), UNSIGNED_PAYLOAD.into()),
+            ];
+            if let Some(token) = &creds.session_token {
+                headers.push(("x-amz-security-token".into(), token.clone()));
+            }
             headers.extend(extra.iter().cloned());
-            let signed = signed_headers(
-                method.as_str(),
-                &url,
-                &headers,
-                &creds,
-                &self.region,
-                SystemTime::now(),
-                SignableBody::UnsignedPayload,
-            )
-            .map_err(Failure::fatal)?;
-            let mut builder = self.http.request(method.clone(), &url).body(body.clone());
-            for (name, value) in headers.iter().skip(1).chain(&signed) {
+            let request = Request {
+                method: method.as_str(),
+                path: &target.path,
+                query,
+                headers: &headers,
+                payload_hash: UNSIGNED_PAYLOAD,
+            };
+            let auth = authorization(&request, &creds, &self.region, &stamp);
+            let mut builder = self
+                .http
+                .request(method.clone(), &url)
+                .header("authorization", auth)
+                .body(body.clone());
+            for (name, value) in headers.iter().filter(|(n, _)| n != "host") {
                 builder = builder.header(name.as_str(), value.as_str());
             }
             let outcome = match builder.send().await {
