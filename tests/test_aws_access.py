@@ -266,13 +266,10 @@ def test_the_resolver_reads_region_endpoint_and_bundle_from_the_profile(tmp_path
 def test_https_source_trusted_through_the_bundle_variables(downloader: str, variable: str, tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     tls = throwaway_ca(tmp_path / "tls")
-    server = FileServer()
-    server._http._server.socket = tls.server_context().wrap_socket(  # type: ignore[attr-defined]
-        server._http._server.socket, server_side=True)  # type: ignore[attr-defined]
-    server.start()
+    server = FileServer(tls=tls.server_context()).start()
     data = random.Random(7).randbytes(200_000)
     manifest = server.add("s.tif", data)
-    job = TransferJob(url=server.url("s.tif").replace("http://", "https://"), destination=str(tmp_path / "s.tif"),
+    job = TransferJob(url=server.url("s.tif"), destination=str(tmp_path / "s.tif"),
                       size=len(data), sha256=str(manifest["sha256"]), name="s.tif")
     try:
         [untrusted] = run(downloader, [job], max_retries=0)
