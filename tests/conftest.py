@@ -26,5 +26,10 @@ def _isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch:
         monkeypatch.setenv(name, value)
     for name in ("PL_API_KEY", "FLOWZERO_CONFIG", "FLOWZERO_DATABASE_PATH", "FLOWZERO_DATABASE_URL",
                  "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "FLOWZERO_LOAD_PLUGINS",
-                 "FLOWZERO_STORAGE_BACKEND", "FLOWZERO_STORAGE_URL", "PGPASSWORD"):
+                 "FLOWZERO_STORAGE_BACKEND", "FLOWZERO_STORAGE_URL", "PGPASSWORD", "AWS_PROFILE",
+                 "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CA_BUNDLE", "AWS_ROLE_ARN",
+                 "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                 "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_EC2_METADATA_SERVICE_ENDPOINT"):
         monkeypatch.delenv(name, raising=False)
+    # The credential chain never reaches for a real instance-metadata address (tests that need it enable it).
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")

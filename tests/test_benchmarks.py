@@ -185,3 +185,28 @@ def test_goal_notes_carry_the_bound() -> None:
     assert "the most any verifying client can reach here: 303 MB/s = 67%" in notes["S3: fast vs the ceiling"]
     assert "raw receive 2.50 + raw send 0.50 = +3.00 over the floor" in notes["S3: fast client CPU per MB"]
     assert "raw receive" not in notes["local: fast client CPU per MB"]
+
+
+def test_tiny_benchmark_over_tls_reports_the_verifying_tls_client_bound(tmp_path: Path) -> None:
+    out = tmp_path / "tls.json"
+    run = subprocess.run(
+        [sys.executable, str(SCRIPT), "--files", "2", "--size", "1", "--repeat", "1", "--warmup", "0",
+         "--only", "fast", "--dest", "s3", "--tls", "--json", str(out), "--no-chart"],
+        capture_output=True, text=True, timeout=180, cwd=ROOT,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    results = json.loads(out.read_text())
+    plain, tls = results["workloads"]
+    assert (plain["tls"], tls["tls"], tls["name"]) == (False, True, "2 x 1 MiB over TLS")
+    assert results["settings"]["tls"] is True
+    block = tls["destinations"]["s3"]
+    assert set(block["contenders"]) == {"sink-limit", "sink-limit-put", "fast"}
+    for name, entry in block["contenders"].items():
+        assert "error" not in entry, (name, entry.get("error"))  # every image arrived intact over HTTPS
+        assert entry["mb_s"] > 0
+    assert tls["source_limit"]["mb_s"] > 0 and "error" not in tls["source_limit"]
+    goals = {g["goal"]: g for g in results["goals"]}
+    bound = goals["S3 over TLS: fast client CPU per MB (net of start-up) over the verifying TLS client's bound"]
+    assert bound["measured"] is not None and "verifying TLS client >=" in bound["note"]
+    assert goals["S3 over TLS: fast vs the threads downloader"]["met"] is None  # threads did not run
+    assert "2 x 1 MiB over TLS -> s3" in out.with_suffix(".md").read_text()

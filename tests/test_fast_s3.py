@@ -269,6 +269,17 @@ def test_refused_credentials_stop_the_batch_without_retries(fileserver: FileServ
     assert [name for name, _, _ in fileserver.requests] == ["d0.tif"]
 
 
+def test_a_refusal_names_the_bucket_and_only_the_key_id_prefix(fileserver: FileServer, fake_s3: FakeS3) -> None:
+    job = s3_job(fileserver, "bkt", "who.tif", payload(10))
+    fake_s3.script = [(403, _error("AccessDenied"))]
+    with pytest.raises(TransferError) as info:
+        run([job], endpoint=fake_s3.url)
+    message = info.value.message
+    assert "bucket 'bkt'" in message and "AKIDFAKE…" in message and "HTTP 403" in message
+    assert "AKIDFAKEFAKE" not in message and "fake-secret-value" not in message
+    assert "fake-session-token" not in message
+
+
 def test_refused_head_stops_the_batch(fileserver: FileServer, fake_s3: FakeS3) -> None:
     job = s3_job(fileserver, "bkt", "h.tif", payload(10))
     fake_s3.script = [(403, "")]

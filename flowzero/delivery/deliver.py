@@ -233,6 +233,7 @@ def make_downloader(name: str, config: Any, overwrite: bool, progress: Any, plan
         rate_file=str(pacer.path) if pacer is not None and pacer.path is not None else None,
         throttle_budget=config.planet.throttle_budget,
         max_unknown_size=config.downloads.max_unknown_size_mib * 1024 * 1024,
+        s3_profile=config.s3.profile,
     )
     return cls(options)
 

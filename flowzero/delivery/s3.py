@@ -1,29 +1,37 @@
-"""One boto3 S3 client per run, honouring config s3.endpoint_url/region and the usual AWS_* environment."""
+"""One boto3 S3 client per run, with the credentials, region, endpoint and CA bundle of :mod:`flowzero.aws`."""
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 
 def make_s3_client(region: str = "", endpoint_url: str = "", max_workers: int = 8,
-                   max_attempts: int = 5) -> Any:
+                   max_attempts: int = 5, profile: str = "") -> Any:
     """A thread-safe S3 client whose connection pool fits ``max_workers`` concurrent transfers.
 
-    Credentials come from boto3's usual chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, profiles, roles).
+    Credentials come from botocore's chain (environment, profile, web identity, container, instance role), as
+    for every downloader; without any, :func:`flowzero.aws.no_credentials_error` is raised at once.
     """
-    import boto3
+    import os
+
     from botocore.config import Config as BotoConfig
 
-    env = os.environ
-    endpoint = endpoint_url or env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None
+    from flowzero import aws
+
+    access = aws.resolve(region, endpoint_url, profile)
+    checksums = {}
+    if access.endpoint_url and "AWS_REQUEST_CHECKSUM_CALCULATION" not in os.environ:
+        # Over HTTPS botocore streams bodies aws-chunked with a checksum trailer, which many S3-compatible
+        # servers (MinIO and Ceph releases, rclone) refuse; flowzero verifies every body's digest itself.
+        checksums = {"request_checksum_calculation": "when_required"}
     boto_config = BotoConfig(
         max_pool_connections=max(10, max_workers * 2),
         retries={"max_attempts": max(1, max_attempts), "mode": "standard"},
-        s3={"addressing_style": "path"} if endpoint else None,
+        s3={"addressing_style": "path"} if access.endpoint_url else None,
+        **checksums,
     )
-    session = boto3.session.Session()
-    return session.client("s3", region_name=region or None, endpoint_url=endpoint, config=boto_config)
+    return access.boto3_session().client("s3", region_name=access.region, endpoint_url=access.endpoint_url or None,
+                                         config=boto_config, verify=access.ca_bundle)
 
 
 def client_from_config(config: Any, max_workers: int | None = None) -> Any:
@@ -33,6 +41,7 @@ def client_from_config(config: Any, max_workers: int | None = None) -> Any:
         endpoint_url=config.s3.endpoint_url,
         max_workers=max_workers or config.downloads.max_workers,
         max_attempts=config.planet.max_retries,
+        profile=config.s3.profile,
     )
 
 

@@ -129,19 +129,19 @@ def parse_time(text: str) -> dt.datetime | None:
 
 
 def s3_requests(config: Any, downloader: str = "") -> S3Requests:
-    """The S3 requests of a delivery by ``downloader``: the Rust core's for ``fast``, boto3's otherwise."""
-    if downloader == "fast":
-        from flowzero.downloaders.fast import load_extension
+    """The S3 requests of a delivery: the downloader's own when its class brings them (``s3_requests(config,
+    reader)``: the Rust core's for ``fast``, so that path never loads boto3), boto3's otherwise."""
+    if downloader:
+        from flowzero import plugins
 
-        native = load_extension()
-        return FastRequests(native.S3Objects(
-            region=config.s3.region or None, endpoint_url=config.s3.endpoint_url or None,
-            timeout=config.planet.timeout, max_retries=config.planet.max_retries,
-        ), lambda: _boto(config))
-    return _boto(config)
+        own = getattr(plugins.downloaders().get(downloader), "s3_requests", None)
+        if callable(own):
+            return own(config, lambda: boto_requests(config))  # type: ignore[no-any-return]
+    return boto_requests(config)
 
 
-def _boto(config: Any) -> BotoRequests:
+def boto_requests(config: Any) -> BotoRequests:
+    """S3 requests through boto3 (reads, listings and writes)."""
     from flowzero.delivery.s3 import client_from_config
 
     return BotoRequests(client_from_config(config))

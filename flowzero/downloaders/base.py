@@ -37,6 +37,7 @@ class DownloadOptions:
     overwrite: bool = False
     s3_region: str = "us-west-2"
     s3_endpoint_url: str = ""
+    s3_profile: str = ""  # AWS profile (config s3.profile); "" = AWS_PROFILE or the default profile
     part_size: int = 16 * 1024 * 1024
     timeout: float = 60.0
     max_retries: int = 5

@@ -77,7 +77,7 @@ class TransferSession:
         self._s3 = s3_client
         if self._s3 is None and need_s3:
             self._s3 = make_s3_client(options.s3_region, options.s3_endpoint_url, options.max_workers,
-                                      options.max_retries)
+                                      options.max_retries, options.s3_profile)
 
     @property
     def s3(self) -> Any:

@@ -2,26 +2,24 @@
 
 One tokio runtime moves the whole batch with the GIL released: streaming GETs hashed once as they arrive, fed
 straight into S3 multipart uploads (or a temp file beside the target), committed only when the manifest digest
-matches. The extension is imported lazily so that CLI start-up does not load it.
+matches. The extension is imported lazily so that CLI start-up does not load it. AWS credentials, region,
+endpoint and CA bundle come from :mod:`flowzero.aws`, as for every downloader; the core asks the credential
+provider again before temporary credentials expire.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from types import ModuleType
-from typing import ClassVar
+from typing import Any, Callable, ClassVar
 
+from flowzero import aws
 from flowzero.downloaders.base import DownloadOptions
 from flowzero.errors import PluginError, TransferError
 from flowzero.hookspecs import hookimpl
 from flowzero.models import FailureReason, TransferJob, TransferResult
 from flowzero.plugins import Registrar
 from flowzero.redact import redact
-
-_REFUSED_LINK = re.compile(r"source answered HTTP (401|403|410)\b")
-_CREDENTIALS_HINT = ("set AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary "
-                     "credentials) with write access to the bucket")
 
 
 def load_extension() -> ModuleType:
@@ -36,6 +34,13 @@ def load_extension() -> ModuleType:
     return _fast
 
 
+def native_s3_access(options: DownloadOptions) -> dict[str, Any]:
+    """The keyword arguments that give the Rust core a run's S3 access (region, endpoint, credentials, CA)."""
+    access = aws.resolve(options.s3_region, options.s3_endpoint_url, options.s3_profile)
+    return {"region": access.region, "endpoint_url": access.endpoint_url or None,
+            "credentials": access.provider(), "ca_bundle": access.ca_bundle}
+
+
 class FastDownloader:
     """Rust core: one hash pass per file, S3 multipart straight from the HTTP stream, resumable."""
 
@@ -47,20 +52,36 @@ class FastDownloader:
     def __init__(self, options: DownloadOptions) -> None:
         self.options = options
 
+    @classmethod
+    def s3_requests(cls, config: Any, reader: Callable[[], Any]) -> Any:
+        """The small S3 requests of a delivery through this downloader (metadata.json, cleaning after killed runs)
+        made by the Rust core too, so the fast path never loads boto3; ``reader`` serves reads and listings."""
+        from flowzero.delivery.s3requests import FastRequests
+
+        access = aws.resolve(config.s3.region, config.s3.endpoint_url, config.s3.profile)
+        objects = load_extension().S3Objects(
+            region=access.region, endpoint_url=access.endpoint_url or None, credentials=access.provider(),
+            ca_bundle=access.ca_bundle, timeout=config.planet.timeout, max_retries=config.planet.max_retries)
+        return FastRequests(objects, reader)
+
     def transfer(self, jobs: Sequence[TransferJob]) -> list[TransferResult]:
         """Move every job; one result per job, in order. Raises only for batch-wide trouble (credentials)."""
         if not jobs:
             return []
         native = load_extension()
-        results = self._run(native, jobs)
+        if any(job.destination.startswith("s3://") for job in jobs):
+            access = native_s3_access(self.options)
+        else:
+            access = {"ca_bundle": aws.ca_bundle()}
+        results = self._run(native, jobs, access)
         # As every downloader does: a checksum mismatch is fetched once more before it is a failure.
-        again = [i for i, r in enumerate(results) if r.reason == FailureReason.CHECKSUM]
+        again = [i for i, r in enumerate(results) if r.reason is FailureReason.CHECKSUM]
         if again:
-            for i, result in zip(again, self._run(native, [jobs[i] for i in again])):
+            for i, result in zip(again, self._run(native, [jobs[i] for i in again], access)):
                 results[i] = result
         return results
 
-    def _run(self, native: ModuleType, jobs: Sequence[TransferJob]) -> list[TransferResult]:
+    def _run(self, native: ModuleType, jobs: Sequence[TransferJob], access: dict[str, Any]) -> list[TransferResult]:
         opts = self.options
         native_jobs = [
             native.Job(j.url, j.destination, size=j.size, md5=j.md5 or None, sha256=j.sha256 or None)
@@ -71,34 +92,33 @@ class FastDownloader:
                 native_jobs,
                 max_workers=opts.max_workers,
                 overwrite=opts.overwrite,
-                region=opts.s3_region or None,
-                endpoint_url=opts.s3_endpoint_url or None,
                 part_size=opts.part_size,
                 timeout=opts.timeout,
                 max_retries=opts.max_retries,
                 progress=opts.progress,
+                download_rate=opts.download_rate,
+                rate_file=opts.rate_file,
+                throttle_budget=opts.throttle_budget,
+                max_unknown_size=opts.max_unknown_size,
+                min_speed=opts.min_speed,
+                **access,
             )
         except native.CredentialsError as exc:
-            raise TransferError(redact(str(exc)), hint=_CREDENTIALS_HINT) from None
+            raise TransferError(redact(str(exc)), hint=aws.CREDENTIALS_HINT) from None
         except native.TransferError as exc:
             raise TransferError(redact(str(exc))) from None
         return [_result(job, r) for job, r in zip(jobs, results)]
 
 
-def _result(job: TransferJob, r: object) -> TransferResult:
-    error = redact(r.error) if r.error else None  # type: ignore[attr-defined]
-    reason = None if r.ok else _reason(error or "")  # type: ignore[attr-defined]
-    if reason == FailureReason.EXPIRED_LINK:
-        error = f"{error} (the download link may have expired)"
-    return TransferResult(job=job, ok=r.ok, skipped=r.skipped, bytes=r.bytes,  # type: ignore[attr-defined]
-                          seconds=r.seconds, digest=r.digest, error=error, reason=reason)  # type: ignore[attr-defined]
-
-
-def _reason(error: str) -> FailureReason:
-    """Why the Rust core failed a file (until its results carry the reason themselves)."""
-    if _REFUSED_LINK.search(error):
-        return FailureReason.EXPIRED_LINK
-    return FailureReason.CHECKSUM if "mismatch" in error else FailureReason.OTHER
+def _result(job: TransferJob, r: Any) -> TransferResult:
+    """A native JobResult as the Python contract: the reason typed, the error redacted (and, for a refused link,
+    saying in words that it may have expired, as the other downloaders do)."""
+    reason = FailureReason(r.reason) if r.reason else None
+    error = redact(r.error) if r.error else None
+    if error and reason is FailureReason.EXPIRED_LINK:
+        error += " (the download link may have expired)"
+    return TransferResult(job=job, ok=r.ok, skipped=r.skipped, bytes=r.bytes, seconds=r.seconds, digest=r.digest,
+                          error=error, reason=reason)
 
 
 @hookimpl

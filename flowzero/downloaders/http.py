@@ -20,6 +20,7 @@ from typing import Callable, Optional
 
 import httpx
 
+from flowzero.aws import httpx_verify
 from flowzero.downloaders.sinks import Sink
 from flowzero.downloaders.verify import StreamHasher
 from flowzero.errors import TransferError
@@ -70,6 +71,7 @@ def make_http_client(max_workers: int, timeout: float) -> httpx.Client:
         limits=httpx.Limits(max_connections=max_workers * 2, max_keepalive_connections=max_workers),
         follow_redirects=True,
         headers={"Accept-Encoding": "identity", "User-Agent": "flowzero"},
+        verify=httpx_verify(),
     )
 
 

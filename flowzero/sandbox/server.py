@@ -14,6 +14,7 @@ import math
 import mimetypes
 import re
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -78,15 +79,18 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, tls: ssl.SSLContext | None = None) -> None:
         super().__init__((HOST, port), _Handler)
         self.app: _App | None = None
+        self.tls = tls
         self._open: set[socket.socket] = set()
         self._open_lock = threading.Lock()
 
     def get_request(self) -> tuple[socket.socket, Any]:
         sock, address = super().get_request()
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.tls is not None:  # the handshake happens in the handler's thread (see _Handler.setup)
+            sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
         with self._open_lock:
             self._open.add(sock)
         return sock, address
@@ -136,6 +140,12 @@ class _Handler(BaseHTTPRequestHandler):
     _status = 0
     _sent = False
     _log_as: tuple[str, str] | None = None
+
+    def setup(self) -> None:
+        if isinstance(self.request, ssl.SSLSocket):
+            self.request.settimeout(self.timeout)
+            self.request.do_handshake()
+        super().setup()
 
     def do_GET(self) -> None:
         self._handle("GET")
@@ -520,7 +530,7 @@ class Sandbox(LocalServer):
 
     def __init__(self, data_dir: Path | str, port: int = 0, file_size: int = 256 * 1024,
                  polls_per_state: int = 1, link_ttl: float = 3600.0,
-                 amazon_s3_endpoint: str | None = None) -> None:
+                 amazon_s3_endpoint: str | None = None, tls: ssl.SSLContext | None = None) -> None:
         if file_size < 8:
             raise ValueError("file_size must be at least 8 bytes (a TIFF header)")
         super().__init__(port)
@@ -529,6 +539,7 @@ class Sandbox(LocalServer):
         self._polls_per_state = polls_per_state
         self._link_ttl = link_ttl
         self._amazon_s3_endpoint = amazon_s3_endpoint  # stands in for Amazon S3 in amazon_s3 deliveries
+        self._tls = tls  # serve HTTPS (e.g. flowzero.sandbox.tls.throwaway_ca); sendfile then falls back to send
         self._app: _App | None = None
 
     # -- lifecycle (the rest is LocalServer's) ---------------------------------------------------------------
@@ -536,9 +547,9 @@ class Sandbox(LocalServer):
     def _make_server(self) -> _Server:
         """The socket and the state (orders, files) from ``data_dir``."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        server = _Server(self._port)
+        server = _Server(self._port, self._tls)
         try:
-            url = f"http://{HOST}:{server.server_address[1]}"
+            url = f"{self._scheme}://{HOST}:{server.server_address[1]}"
             server.app = _App(self.data_dir, url, self.file_size, self._polls_per_state, self._link_ttl,
                               self._amazon_s3_endpoint)
         except BaseException:
@@ -556,8 +567,12 @@ class Sandbox(LocalServer):
     # -- addresses -------------------------------------------------------------------------------------------
 
     @property
+    def _scheme(self) -> str:
+        return "https" if self._tls is not None else "http"
+
+    @property
     def url(self) -> str:
-        return f"http://{HOST}:{self.port}"
+        return f"{self._scheme}://{HOST}:{self.port}"
 
     @property
     def api_url(self) -> str:

@@ -5,24 +5,29 @@
 //! (restart from zero where the source answers 200); commit only if the digest matches, else abort.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use futures_util::StreamExt;
 use tokio::sync::{watch, Semaphore};
 
-use crate::digest::{self, hex_eq, DigestKind, Expected, StreamDigest};
-use crate::failure::Failure;
+use crate::credentials::{CredentialCache, Credentials, Provider};
+use crate::digest::{self, hex_eq, Expected, StreamDigest};
+use crate::failure::{Failure, Reason};
 use crate::location::Destination;
-use crate::plan::{self, Resume};
+use crate::pace::Pacer;
+use crate::plan;
 use crate::pool::PartPool;
-use crate::retry::{Jitter, RetryPolicy};
-use crate::sigv4::Credentials;
+use crate::retry::RetryPolicy;
+use crate::stream::{pump, Sink, Source};
 use crate::{http, local, s3};
 
-/// One file to move.
+/// One file to move: source URL, destination (`s3://bucket/key` or a local path), manifest size and digests.
+/// The one definition of the record: Python sees this very struct as `flowzero._fast.Job`.
+#[cfg_attr(
+    feature = "python",
+    pyo3::pyclass(module = "flowzero._fast", frozen, get_all)
+)]
 #[derive(Clone, Debug, Default)]
 pub struct Job {
     pub url: String,
@@ -32,7 +37,12 @@ pub struct Job {
     pub sha256: Option<String>,
 }
 
-/// What happened to one job.
+/// What happened to one job (`flowzero._fast.JobResult` in Python): a failed one says why in `reason`, and
+/// `throttled` counts the 429 answers it met on the way.
+#[cfg_attr(
+    feature = "python",
+    pyo3::pyclass(module = "flowzero._fast", frozen, get_all)
+)]
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct JobResult {
     pub ok: bool,
@@ -41,10 +51,12 @@ pub struct JobResult {
     pub seconds: f64,
     pub digest: Option<String>,
     pub error: Option<String>,
+    pub reason: Option<Reason>,
+    pub throttled: u32,
 }
 
 /// How a batch runs.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Settings {
     pub max_workers: usize,
     pub overwrite: bool,
@@ -55,6 +67,19 @@ pub struct Settings {
     pub timeout: Duration,
     pub retry: RetryPolicy,
     pub s3_checksums: bool,
+    /// Where S3 credentials come from; None: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN.
+    pub credentials: Option<Arc<dyn Provider>>,
+    /// A PEM bundle to trust instead of the system's CA store (sources and S3 alike).
+    pub ca_bundle: Option<String>,
+    /// GET starts per second (None: no pacing), shared through `rate_file` with other processes when given.
+    pub download_rate: Option<f64>,
+    pub rate_file: Option<PathBuf>,
+    /// The most one file may wait on 429 answers before it fails as rate limited.
+    pub throttle_budget: Duration,
+    /// A transfer slower than this (bytes/s) for `timeout` is a stall, retried with Range (0: off).
+    pub min_speed: u64,
+    /// The cap on a body whose size the manifest does not give.
+    pub max_unknown_size: u64,
 }
 
 impl Default for Settings {
@@ -69,6 +94,13 @@ impl Default for Settings {
             timeout: Duration::from_secs(60),
             retry: RetryPolicy::default(),
             s3_checksums: true,
+            credentials: None,
+            ca_bundle: None,
+            download_rate: None,
+            rate_file: None,
+            throttle_budget: Duration::from_secs(600),
+            min_speed: 1024,
+            max_unknown_size: 4 << 30,
         }
     }
 }
@@ -85,12 +117,11 @@ pub enum BatchError {
 }
 
 struct Ctx {
-    http: reqwest::Client,
+    source: Source,
     s3: Option<Arc<s3::Client>>,
     settings: Settings,
     stop: Arc<watch::Sender<bool>>,
     auth_error: Mutex<Option<String>>,
-    progress: Arc<AtomicU64>,
     /// S3 part buffers of the whole batch (filling or uploading): memory stays within max_workers x part_size.
     part_pool: Arc<PartPool>,
 }
@@ -110,23 +141,38 @@ pub async fn run_batch(
     stop: Arc<watch::Sender<bool>>,
     progress: Arc<AtomicU64>,
 ) -> Result<Vec<JobResult>, BatchError> {
-    let http = http::client(settings.timeout, settings.max_workers).map_err(BatchError::Setup)?;
+    let http = http::client(&http::ClientOptions {
+        timeout: settings.timeout,
+        max_workers: settings.max_workers,
+        ca_bundle: settings.ca_bundle.clone(),
+    })
+    .map_err(BatchError::Setup)?;
     let wants_s3 = jobs.iter().any(|j| j.destination.starts_with("s3://"));
     let s3 = if wants_s3 {
-        Some(Arc::new(s3_from_env(http.clone(), &settings)?))
+        Some(Arc::new(s3_client(http.clone(), &settings).await?))
     } else {
         None
+    };
+    let pacer = pacer_for(&settings)?;
+    let source = Source {
+        http,
+        pacer,
+        retry: settings.retry,
+        stall_after: settings.timeout,
+        min_speed: settings.min_speed,
+        throttle_budget: settings.throttle_budget,
+        max_unknown_size: settings.max_unknown_size,
+        progress,
     };
     let gate = Arc::new(Semaphore::new(settings.max_workers.max(1)));
     // Two at least, so a lone file can fill its next part while the previous one uploads.
     let part_pool = PartPool::new(settings.max_workers.max(2));
     let ctx = Arc::new(Ctx {
-        http,
+        source,
         s3,
         settings,
         stop: stop.clone(),
         auth_error: Mutex::new(None),
-        progress,
         part_pool,
     });
     // Jobs start in order: the dispatcher waits for a free worker before starting the next one.
@@ -148,7 +194,7 @@ pub async fn run_batch(
     for handle in handles {
         results.push(
             handle.await.unwrap_or_else(|e| {
-                failed(Failure::Fatal(format!("transfer task failed: {e}")), 0.0)
+                failed(Failure::fatal(format!("transfer task failed: {e}")), 0.0)
             }),
         );
     }
@@ -161,14 +207,47 @@ pub async fn run_batch(
     Ok(results)
 }
 
-/// The S3 client of a batch: credentials, region and endpoint the way the AWS tools take them.
-pub fn s3_from_env(http: reqwest::Client, settings: &Settings) -> Result<s3::Client, BatchError> {
+/// The pacer of GET starts, if a rate was asked for: shared through the rate file when there is one.
+fn pacer_for(settings: &Settings) -> Result<Option<Arc<Pacer>>, BatchError> {
+    let Some(rate) = settings.download_rate else {
+        return Ok(None);
+    };
+    if !(rate.is_finite() && rate > 0.0) {
+        return Err(BatchError::Setup(format!(
+            "download_rate must be > 0, not {rate}"
+        )));
+    }
+    let pacer = match &settings.rate_file {
+        Some(path) => Pacer::shared(rate, path).map_err(|e| {
+            BatchError::Setup(format!("cannot open the rate file {}: {e}", path.display()))
+        })?,
+        None => Pacer::in_process(rate),
+    };
+    Ok(Some(Arc::new(pacer)))
+}
+
+/// The S3 client of a batch: credentials from the caller's provider (else the AWS_* key variables), fetched
+/// once now so that a batch without credentials stops before any download; region and endpoint as given, else
+/// the way the AWS tools take them from the environment.
+pub async fn s3_client(
+    http: reqwest::Client,
+    settings: &Settings,
+) -> Result<s3::Client, BatchError> {
+    let cache = match &settings.credentials {
+        Some(provider) => CredentialCache::new(provider.clone()),
+        None => {
+            let env = |name: &str| std::env::var(name).ok();
+            CredentialCache::fixed(
+                Credentials::from_lookup(env)
+                    .ok_or_else(|| BatchError::Credentials(NO_ENV_CREDENTIALS.into()))?,
+            )
+        }
+    };
+    let cache = Arc::new(cache);
+    if let Err(failure) = cache.get().await {
+        return Err(BatchError::Credentials(failure.to_string()));
+    }
     let env = |name: &str| std::env::var(name).ok();
-    let creds = Credentials::from_lookup(env).ok_or_else(|| {
-        BatchError::Credentials(
-            "no AWS credentials for the S3 destination: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY".into(),
-        )
-    })?;
     let (region, endpoint) = s3::resolve_region_endpoint(
         settings.region.as_deref(),
         settings.endpoint_url.as_deref(),
@@ -178,16 +257,21 @@ pub fn s3_from_env(http: reqwest::Client, settings: &Settings) -> Result<s3::Cli
         http,
         endpoint,
         region,
-        creds,
+        cache,
         settings.retry,
         settings.s3_checksums,
     ))
 }
 
+/// Without a provider only the key variables are looked at (Python's resolver gives the full chain).
+pub const NO_ENV_CREDENTIALS: &str =
+    "no AWS credentials for the S3 destination: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY";
+
 fn failed(failure: Failure, seconds: f64) -> JobResult {
     JobResult {
         ok: false,
         seconds,
+        reason: Some(failure.reason()),
         error: Some(failure.to_string()),
         ..JobResult::default()
     }
@@ -195,10 +279,16 @@ fn failed(failure: Failure, seconds: f64) -> JobResult {
 
 async fn run_job(ctx: &Ctx, job: &Job) -> JobResult {
     let started = Instant::now();
-    let outcome = transfer(ctx, job).await;
+    let throttled = AtomicU32::new(0);
+    let outcome = transfer(ctx, job, &throttled).await;
     let seconds = started.elapsed().as_secs_f64();
+    let throttled = throttled.into_inner();
     match outcome {
-        Ok(result) => JobResult { seconds, ..result },
+        Ok(result) => JobResult {
+            seconds,
+            throttled,
+            ..result
+        },
         Err(failure) => {
             if let Failure::Auth(message) = &failure {
                 ctx.auth_error
@@ -207,57 +297,25 @@ async fn run_job(ctx: &Ctx, job: &Job) -> JobResult {
                     .get_or_insert_with(|| message.clone());
                 ctx.stop.send_replace(true);
             }
-            failed(failure, seconds)
+            JobResult {
+                throttled,
+                ..failed(failure, seconds)
+            }
         }
     }
 }
 
-enum Sink {
-    Local(local::LocalSink),
-    S3(s3::Sink),
-}
-
-impl Sink {
-    async fn write(&mut self, chunk: Bytes) -> Result<(), Failure> {
-        match self {
-            Sink::Local(s) => s.write(chunk).await,
-            Sink::S3(s) => s.write(chunk).await,
-        }
-    }
-
-    async fn reset(&mut self) -> Result<(), Failure> {
-        match self {
-            Sink::Local(s) => s.reset().await,
-            Sink::S3(s) => s.reset().await,
-        }
-    }
-
-    async fn commit(&mut self, digest_hex: &str, kind: DigestKind) -> Result<(), Failure> {
-        match self {
-            Sink::Local(s) => s.commit().await,
-            Sink::S3(s) => s.commit(digest_hex, kind).await,
-        }
-    }
-
-    async fn abort(&mut self) {
-        match self {
-            Sink::Local(s) => s.abort().await,
-            Sink::S3(s) => s.abort().await,
-        }
-    }
-}
-
-fn s3_client(ctx: &Ctx) -> Result<Arc<s3::Client>, Failure> {
+fn s3_of(ctx: &Ctx) -> Result<Arc<s3::Client>, Failure> {
     ctx.s3
         .clone()
-        .ok_or_else(|| Failure::Fatal("S3 is not configured".into()))
+        .ok_or_else(|| Failure::fatal("S3 is not configured"))
 }
 
 /// One job, from the skip check to commit; the sink is aborted on any failure, including cancellation.
-async fn transfer(ctx: &Ctx, job: &Job) -> Result<JobResult, Failure> {
-    let destination = Destination::parse(&job.destination).map_err(Failure::Fatal)?;
+async fn transfer(ctx: &Ctx, job: &Job, throttled: &AtomicU32) -> Result<JobResult, Failure> {
+    let destination = Destination::parse(&job.destination).map_err(Failure::fatal)?;
     let expected =
-        digest::choose(job.sha256.as_deref(), job.md5.as_deref()).map_err(Failure::Fatal)?;
+        digest::choose(job.sha256.as_deref(), job.md5.as_deref()).map_err(Failure::fatal)?;
     let present = !ctx.settings.overwrite
         && tokio::select! {
             present = already_there(ctx, &destination, job.size, &expected) => present?,
@@ -277,7 +335,7 @@ async fn transfer(ctx: &Ctx, job: &Job) -> Result<JobResult, Failure> {
         Destination::Local(path) => Sink::Local(local::LocalSink::create(path).await?),
         Destination::S3 { bucket, key } => {
             let part = plan::part_size(ctx.settings.part_size, job.size);
-            let (client, pool) = (s3_client(ctx)?, ctx.part_pool.clone());
+            let (client, pool) = (s3_of(ctx)?, ctx.part_pool.clone());
             Sink::S3(s3::Sink::new(
                 client,
                 bucket,
@@ -291,7 +349,7 @@ async fn transfer(ctx: &Ctx, job: &Job) -> Result<JobResult, Failure> {
     };
     // Cancellation drops `deliver` at its next await; the sink outlives it, so the abort below still runs.
     let outcome = tokio::select! {
-        outcome = deliver(ctx, job, &expected, &mut sink) => outcome,
+        outcome = deliver(ctx, job, &expected, &mut sink, throttled) => outcome,
         _ = stopped(ctx.stop.subscribe()) => Err(Failure::Cancelled),
     };
     if outcome.is_err() {
@@ -311,9 +369,7 @@ async fn already_there(
             Ok(local::verified_copy(&PathBuf::from(path), size, expected).await)
         }
         Destination::S3 { bucket, key } => {
-            s3_client(ctx)?
-                .verified_copy(bucket, key, size, expected)
-                .await
+            s3_of(ctx)?.verified_copy(bucket, key, size, expected).await
         }
     }
 }
@@ -323,16 +379,20 @@ async fn deliver(
     job: &Job,
     expected: &Expected,
     sink: &mut Sink,
+    throttled: &AtomicU32,
 ) -> Result<JobResult, Failure> {
     let mut digest = StreamDigest::new(expected.kind);
-    let bytes = pump(ctx, job, sink, &mut digest).await?;
+    let bytes = pump(&ctx.source, job, sink, &mut digest, throttled).await?;
     let got = digest.finalize_hex();
     if let Some(want) = &expected.hex {
         if !hex_eq(want, &got) {
-            return Err(Failure::Fatal(format!(
-                "{} mismatch: the manifest says {want}, the {bytes} bytes received hash to {got}",
-                expected.kind.name()
-            )));
+            return Err(Failure::Fatal(
+                Reason::Checksum,
+                format!(
+                    "{} mismatch: the manifest says {want}, the {bytes} bytes received hash to {got}",
+                    expected.kind.name()
+                ),
+            ));
         }
     }
     sink.commit(&got, expected.kind).await?;
@@ -342,87 +402,4 @@ async fn deliver(
         digest: Some(got),
         ..JobResult::default()
     })
-}
-
-/// Stream the source into `sink` and `digest`, resuming after transport errors; returns the body's length.
-async fn pump(
-    ctx: &Ctx,
-    job: &Job,
-    sink: &mut Sink,
-    digest: &mut StreamDigest,
-) -> Result<u64, Failure> {
-    let policy = ctx.settings.retry;
-    let mut jitter = Jitter::from_entropy();
-    let mut offset: u64 = 0;
-    let mut failures: u32 = 0;
-    loop {
-        let attempt: Result<bool, Failure> = async {
-            let response = http::get(&ctx.http, &job.url, offset).await?;
-            let status = response.status().as_u16();
-            match plan::on_response(
-                offset,
-                status,
-                http::content_range(&response).as_deref(),
-                job.size,
-            ) {
-                Resume::Continue => {}
-                Resume::Complete => return Ok(true),
-                Resume::RestartWithBody => {
-                    digest.reset();
-                    sink.reset().await?;
-                    offset = 0;
-                }
-                Resume::RetryFromZero => {
-                    digest.reset();
-                    sink.reset().await?;
-                    offset = 0;
-                    return Err(Failure::Retryable(format!(
-                        "source answered {status} with an unusable range"
-                    )));
-                }
-            }
-            if let (Some(want), Some(len)) = (job.size, response.content_length()) {
-                if offset + len != want {
-                    return Err(Failure::Fatal(format!(
-                        "the source has {} bytes, the manifest says {want}",
-                        offset + len
-                    )));
-                }
-            }
-            let mut body = response.bytes_stream();
-            while let Some(chunk) = body.next().await {
-                let chunk = chunk.map_err(|e| Failure::Retryable(http::describe(e)))?;
-                let len = chunk.len() as u64;
-                if job.size.is_some_and(|want| offset + len > want) {
-                    return Err(Failure::Fatal(
-                        "the source sent more bytes than the manifest says".into(),
-                    ));
-                }
-                digest.update(&chunk);
-                sink.write(chunk).await?;
-                offset += len;
-                ctx.progress.fetch_add(len, Ordering::Relaxed);
-            }
-            if job.size.is_some_and(|want| offset < want) {
-                return Err(Failure::Retryable(format!(
-                    "the source ended early at byte {offset}"
-                )));
-            }
-            Ok(true)
-        }
-        .await;
-        match attempt {
-            Ok(_) => return Ok(offset),
-            Err(Failure::Retryable(message)) => {
-                failures += 1;
-                if !policy.allows(failures) {
-                    return Err(Failure::Fatal(format!(
-                        "download failed after {failures} attempts: {message}"
-                    )));
-                }
-                tokio::time::sleep(policy.delay(failures, &mut jitter)).await;
-            }
-            Err(other) => return Err(other),
-        }
-    }
 }

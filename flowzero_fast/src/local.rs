@@ -43,11 +43,11 @@ pub struct LocalSink {
 }
 
 fn closed() -> Failure {
-    Failure::Fatal("local sink already closed".into())
+    Failure::fatal("local sink already closed")
 }
 
 fn task_failed(e: tokio::task::JoinError) -> Failure {
-    Failure::Fatal(format!("file task failed: {e}"))
+    Failure::fatal(format!("file task failed: {e}"))
 }
 
 /// Write every chunk, in order, with as few `writev` calls as the kernel allows.

@@ -1,7 +1,6 @@
 //! Retry policy: which failures are worth another try, and how long to wait (exponential backoff, jitter).
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// Up to `max_retries` further attempts, waiting about `base * 2^attempt` (at most `cap`) between them.
 #[derive(Clone, Copy, Debug)]
@@ -47,33 +46,21 @@ pub fn retryable_status(status: u16) -> bool {
     (status >= 500 && status != 501) || status == 429 || status == 408
 }
 
-/// A small xorshift generator for jitter; cryptographic quality is not needed.
-pub struct Jitter(u64);
-
-static SEED_COUNTER: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
+/// Randomness for jitter (fastrand's wyrand; cryptographic quality is not needed).
+pub struct Jitter(fastrand::Rng);
 
 impl Jitter {
     pub fn seeded(seed: u64) -> Self {
-        Jitter(seed | 1)
+        Jitter(fastrand::Rng::with_seed(seed))
     }
 
     pub fn from_entropy() -> Self {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0);
-        let bump = SEED_COUNTER.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
-        Jitter::seeded(nanos ^ bump)
+        Jitter(fastrand::Rng::new())
     }
 
     /// A number in [0, 1).
     pub fn next_unit(&mut self) -> f64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+        self.0.f64()
     }
 }
 

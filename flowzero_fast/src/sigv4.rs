@@ -4,83 +4,44 @@
 //! and each part carries a CRC32C checksum header, which is signed. Secrets only ever go into the HMAC.
 
 use hmac::{Hmac, Mac};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use sha2::Sha256;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::credentials::Credentials;
 use crate::digest::{sha256_hex, to_hex};
 
 pub const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
 
-/// Credentials the way the AWS tools take them.
-#[derive(Clone)]
-pub struct Credentials {
-    pub access_key: String,
-    pub secret_key: String,
-    pub session_token: Option<String>,
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Credentials(****)")
-    }
-}
-
-impl Credentials {
-    /// AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN from a variable lookup.
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Option<Credentials> {
-        let non_empty = |name: &str| get(name).filter(|v| !v.is_empty());
-        Some(Credentials {
-            access_key: non_empty("AWS_ACCESS_KEY_ID")?,
-            secret_key: non_empty("AWS_SECRET_ACCESS_KEY")?,
-            session_token: non_empty("AWS_SESSION_TOKEN"),
-        })
-    }
-}
+const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+const UNRESERVED_AND_SLASH: &AsciiSet = &UNRESERVED.remove(b'/');
 
 /// Percent-encoding as SigV4 wants it: everything but unreserved characters (and `/` when asked to keep it).
 pub fn uri_encode(text: &str, keep_slash: bool) -> String {
-    let mut out = String::with_capacity(text.len() * 3 / 2);
-    for b in text.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            b'/' if keep_slash => out.push('/'),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
+    let set = if keep_slash {
+        UNRESERVED_AND_SLASH
+    } else {
+        UNRESERVED
+    };
+    utf8_percent_encode(text, set).to_string()
 }
 
-/// `(20130524T000000Z, 20130524)` for a moment in time, in UTC.
+/// `(20130524T000000Z, 20130524)` for a moment in time, in UTC: httpdate's calendar (IMF-fixdate,
+/// `Fri, 24 May 2013 00:00:00 GMT`) rearranged.
 pub fn amz_date(at: SystemTime) -> (String, String) {
-    let secs = at
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days as i64);
-    let date = format!("{y:04}{m:02}{d:02}");
-    let stamp = format!(
-        "{date}T{:02}{:02}{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    );
-    (stamp, date)
-}
-
-/// Days since 1970-01-01 to a (year, month, day) in the proleptic Gregorian calendar (H. Hinnant).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let text = httpdate::fmt_http_date(at.max(UNIX_EPOCH));
+    let fields: Vec<&str> = text.split(' ').collect();
+    let (day, month, year, time) = (fields[1], fields[2], fields[3], fields[4]);
+    let month = MONTHS.iter().position(|m| *m == month).map_or(1, |i| i + 1);
+    let date = format!("{year}{month:02}{day}");
+    (format!("{date}T{}Z", time.replace(':', "")), date)
 }
 
 /// One request to sign. `path` is already URI-encoded; query pairs and header values are raw.
@@ -167,6 +128,7 @@ mod tests {
             access_key: "AKIAIOSFODNN7EXAMPLE".into(),
             secret_key: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".into(),
             session_token: None,
+            expires: None,
         }
     }
 
@@ -261,7 +223,7 @@ mod tests {
         };
         let auth = authorization(&req, &creds, "us-west-2", "20130524T000000Z");
         assert!(!auth.contains(&creds.secret_key));
-        assert_eq!(format!("{creds:?}"), "Credentials(****)");
+        assert!(!format!("{creds:?}").contains(&creds.secret_key));
     }
 
     #[test]
@@ -278,25 +240,5 @@ mod tests {
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400 + 3_723); // 2000-02-29T01:02:03Z
         assert_eq!(amz_date(leap).0, "20000229T010203Z");
         assert_eq!(amz_date(UNIX_EPOCH).0, "19700101T000000Z");
-    }
-
-    #[test]
-    fn credentials_from_environment_lookup() {
-        let env = |name: &str| match name {
-            "AWS_ACCESS_KEY_ID" => Some("AK".to_string()),
-            "AWS_SECRET_ACCESS_KEY" => Some("SK".to_string()),
-            "AWS_SESSION_TOKEN" => Some(String::new()),
-            _ => None,
-        };
-        let c = Credentials::from_lookup(env).unwrap();
-        assert_eq!(
-            (
-                c.access_key.as_str(),
-                c.secret_key.as_str(),
-                c.session_token
-            ),
-            ("AK", "SK", None)
-        );
-        assert!(Credentials::from_lookup(|_| None).is_none());
     }
 }

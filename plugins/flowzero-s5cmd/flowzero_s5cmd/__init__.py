@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from flowzero import hookimpl
+from flowzero.api import hookimpl
 from flowzero_s5cmd.downloader import S5cmdDownloader, find_s5cmd
 
 __all__ = ["S5cmdDownloader", "find_s5cmd"]

@@ -15,8 +15,7 @@ import tempfile
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from flowzero.downloaders.base import DownloadOptions
-from flowzero.models import TransferJob, TransferResult
+from flowzero.api import DownloadOptions, TransferJob, TransferResult
 
 BINARY_ENV = "FLOWZERO_S5CMD"
 STAGING_PREFIX = "flowzero-s5cmd-"  # + "<pid>-<random>" in the system temp folder
@@ -42,7 +41,7 @@ def find_s5cmd() -> str | None:
 
 
 def _warn(message: str) -> None:
-    from flowzero.plugins import warn
+    from flowzero.api import warn
 
     warn(message)
 
@@ -69,7 +68,7 @@ class S5cmdDownloader:
 
     def transfer(self, jobs: Sequence[TransferJob]) -> list[TransferResult]:
         """One result per job, in order; local destinations and a missing binary go through ``threads``."""
-        from flowzero.downloaders.threads import ThreadsDownloader
+        from flowzero.api import ThreadsDownloader
 
         results: list[TransferResult | None] = [None] * len(jobs)
         s3_index = [i for i, job in enumerate(jobs) if job.destination.startswith("s3://")]
@@ -93,7 +92,7 @@ class S5cmdDownloader:
     # -- the s5cmd path --------------------------------------------------------------------------------------
 
     def _upload_with_s5cmd(self, binary: str, jobs: list[TransferJob]) -> list[TransferResult]:
-        from flowzero.downloaders.engine import TransferSession
+        from flowzero.api import TransferSession
 
         opts = self.options
         results: list[TransferResult | None] = [None] * len(jobs)
@@ -120,7 +119,7 @@ class S5cmdDownloader:
 
     def _skip_present(self, session: Any, jobs: list[TransferJob],
                       results: list[TransferResult | None]) -> list[int]:
-        from flowzero.downloaders.engine import S3CredentialsError
+        from flowzero.api import S3CredentialsError
 
         pending = []
         for i, job in enumerate(jobs):
@@ -144,7 +143,7 @@ class S5cmdDownloader:
         """Download and verify into the staging folder; returns index -> (path, digest, size)."""
         import dataclasses
 
-        from flowzero.downloaders.engine import TransferSession, run_pool
+        from flowzero.api import TransferSession, run_pool
 
         staged_jobs = {i: dataclasses.replace(jobs[i], destination=os.path.join(staging, f"{i:06d}.part"))
                        for i in pending}
@@ -167,7 +166,7 @@ class S5cmdDownloader:
     def _command(self, job: TransferJob, path: str, digest: str) -> str:
         import mimetypes
 
-        from flowzero.downloaders.verify import StreamHasher
+        from flowzero.api import StreamHasher
 
         algorithm = StreamHasher(job).algorithm
         part_mib = max(5, self.options.part_size // (1024 * 1024))
@@ -180,20 +179,20 @@ class S5cmdDownloader:
 
     def _run(self, binary: str, staging: str, commands: dict[int, str]) -> dict[str, str]:
         """One ``s5cmd run`` over a command file; returns error messages by destination URL."""
-        from flowzero.redact import redact
+        from flowzero.api import redact, resolve_aws
 
         command_file = os.path.join(staging, "commands.txt")
         with open(command_file, "w", encoding="utf-8") as handle:
             handle.write("\n".join(commands.values()) + "\n")
+
         argv = [binary, "--json", "--log", "error", "--numworkers", str(max(1, self.options.max_workers))]
-        endpoint = (self.options.s3_endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3")
-                    or os.environ.get("AWS_ENDPOINT_URL"))
-        if endpoint:
-            argv += ["--endpoint-url", endpoint]
+        # The same credentials, region, endpoint and CA bundle as the other downloaders, resolved now (after
+        # staging) so that temporary credentials have as much of their lifetime left as possible for the run.
+        access = resolve_aws(self.options.s3_region, self.options.s3_endpoint_url, self.options.s3_profile)
+        if access.endpoint_url:
+            argv += ["--endpoint-url", access.endpoint_url]
         argv += ["run", command_file]
-        env = dict(os.environ)
-        if self.options.s3_region:
-            env["AWS_REGION"] = self.options.s3_region
+        env = {**os.environ, **access.subprocess_env()}
         try:
             done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
         except OSError as exc:
@@ -215,8 +214,7 @@ class S5cmdDownloader:
 
     def _verify_upload(self, session: Any, job: TransferJob, digest: str, size: int,
                        errors: dict[str, str]) -> TransferResult:
-        from flowzero.delivery.s3 import split_s3_url
-        from flowzero.downloaders.verify import StreamHasher, s3_copy_verified
+        from flowzero.api import StreamHasher, s3_copy_verified, split_s3_url
 
         algorithm = StreamHasher(job).algorithm
         expected = TransferJob(url=job.url, destination=job.destination, size=size, name=job.name,
@@ -233,7 +231,7 @@ class S5cmdDownloader:
 
 def _remove_stale_staging() -> None:
     """Staging folders of runs that were killed (their process is gone) are removed: they hold whole files."""
-    from flowzero.delivery.leftovers import process_alive
+    from flowzero.api import process_alive
 
     root = tempfile.gettempdir()
     try:
@@ -258,7 +256,7 @@ def _unquotable(job: TransferJob, path: str) -> bool:
 
 
 def _failed(job: TransferJob, message: str) -> TransferResult:
-    from flowzero.redact import redact
+    from flowzero.api import redact
 
     return TransferResult(job, ok=False, error=redact(message))
 

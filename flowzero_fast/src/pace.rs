@@ -1,0 +1,373 @@
+//! Pacing download requests to a rate (Planet: 5 per second per API key), shared with other processes through a
+//! small file, and backing off when the source answers 429.
+//!
+//! The protocol is the one flowzero's Python downloaders implement byte for byte: the state is two
+//! little-endian f64 (`next_slot`, unix seconds: the earliest start of the next request; `interval`, the current
+//! spacing in seconds), read and written under an exclusive `flock` of the whole file. A 429 doubles the
+//! interval (at most 16 x the base); every granted slot eases it back towards the base.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The pacing state: `next` (unix seconds) and `interval` (seconds).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct State {
+    pub next: f64,
+    pub interval: f64,
+}
+
+/// Largest interval as a multiple of the base, and how far ahead a slot may lie before it is taken as garbage.
+const MAX_FACTOR: f64 = 16.0;
+const FUTURE_LIMIT_S: f64 = 120.0;
+
+impl State {
+    /// From the file's bytes: missing, short or garbage content means "no request yet, base interval".
+    pub fn decode(bytes: &[u8], base: f64) -> State {
+        let read = |at: usize| {
+            bytes
+                .get(at..at + 8)
+                .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")))
+        };
+        match (read(0), read(8)) {
+            (Some(next), Some(interval)) if next.is_finite() => State { next, interval },
+            _ => State {
+                next: 0.0,
+                interval: base,
+            },
+        }
+    }
+
+    pub fn encode(self) -> [u8; 16] {
+        let mut out = [0u8; 16];
+        out[..8].copy_from_slice(&self.next.to_le_bytes());
+        out[8..].copy_from_slice(&self.interval.to_le_bytes());
+        out
+    }
+
+    /// The interval within [base, 16 x base] (else the base), a slot no more than 120 s ahead (else now).
+    fn normalised(self, base: f64, now: f64) -> State {
+        let interval = if self.interval.is_finite()
+            && self.interval >= base
+            && self.interval <= MAX_FACTOR * base
+        {
+            self.interval
+        } else {
+            base
+        };
+        let next = if self.next > now + FUTURE_LIMIT_S {
+            now
+        } else {
+            self.next
+        };
+        State { next, interval }
+    }
+}
+
+/// A request's turn: when it may start, and the state to write back.
+pub fn acquire(state: State, now: f64, rate: f64) -> (f64, State) {
+    let base = 1.0 / rate;
+    let state = state.normalised(base, now);
+    let slot = now.max(state.next);
+    let eased = base.max(1.0 / (1.0 / state.interval + rate / 20.0));
+    (
+        slot,
+        State {
+            next: slot + state.interval,
+            interval: eased,
+        },
+    )
+}
+
+/// After a 429: the state to write back and the pause this request takes (`unit` in [0, 1) is the jitter).
+pub fn throttled(
+    state: State,
+    now: f64,
+    rate: f64,
+    retry_after: Option<f64>,
+    unit: f64,
+) -> (State, f64) {
+    let base = 1.0 / rate;
+    let state = state.normalised(base, now);
+    let interval = (state.interval * 2.0).min(MAX_FACTOR * base);
+    let pause = retry_after.unwrap_or(interval * (1.0 + unit * 0.5));
+    let next = state.next.max(now + pause);
+    (State { next, interval }, pause)
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+enum Store {
+    Memory(Mutex<State>),
+    /// Kept open for the batch; every read-modify-write happens under `flock`.
+    File(Mutex<File>),
+}
+
+/// Paces the GET starts of a batch at `rate` per second, within this process or across processes.
+pub struct Pacer {
+    rate: f64,
+    store: Store,
+}
+
+impl Pacer {
+    /// In-process pacing (no file).
+    pub fn in_process(rate: f64) -> Pacer {
+        Pacer {
+            rate,
+            store: Store::Memory(Mutex::new(State {
+                next: 0.0,
+                interval: 1.0 / rate,
+            })),
+        }
+    }
+
+    /// Pacing shared through `path` (created 0600 in a 0700 folder if absent).
+    pub fn shared(rate: f64, path: &Path) -> std::io::Result<Pacer> {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            if !parent.exists() {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(parent)?;
+            }
+        }
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)?;
+        Ok(Pacer {
+            rate,
+            store: Store::File(Mutex::new(file)),
+        })
+    }
+
+    /// Read, change and write the state as one step (under the mutex, and the file lock where shared).
+    fn update<T>(&self, change: impl FnOnce(State) -> (State, T)) -> std::io::Result<T> {
+        let base = 1.0 / self.rate;
+        match &self.store {
+            Store::Memory(state) => {
+                let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+                let (new, out) = change(*state);
+                *state = new;
+                Ok(out)
+            }
+            Store::File(file) => {
+                let mut file = file.lock().unwrap_or_else(|e| e.into_inner());
+                file.lock()?;
+                let outcome = (|| {
+                    let mut bytes = Vec::with_capacity(16);
+                    file.seek(SeekFrom::Start(0))?;
+                    (&*file).take(16).read_to_end(&mut bytes)?;
+                    let (new, out) = change(State::decode(&bytes, base));
+                    file.seek(SeekFrom::Start(0))?;
+                    file.write_all(&new.encode())?;
+                    Ok(out)
+                })();
+                let _ = file.unlock();
+                outcome
+            }
+        }
+    }
+
+    /// Take the next slot (blocking: file I/O under a lock); returns how long to wait before starting.
+    pub fn take_slot(&self) -> Duration {
+        let now = unix_now();
+        let slot = self
+            .update(|state| {
+                let (slot, new) = acquire(state, now, self.rate);
+                (new, slot)
+            })
+            .unwrap_or(now); // a broken file must not stop downloads: pace by nothing this time
+        Duration::from_secs_f64((slot - now).max(0.0))
+    }
+
+    /// Record a 429; returns the pause this request takes before its next turn.
+    pub fn note_throttled(&self, retry_after: Option<f64>, unit: f64) -> Duration {
+        let now = unix_now();
+        let pause = self
+            .update(|state| throttled(state, now, self.rate, retry_after, unit))
+            .unwrap_or_else(|_| retry_after.unwrap_or(1.0 / self.rate));
+        Duration::from_secs_f64(pause.max(0.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_spaced_by_the_interval_and_the_interval_eases_back() {
+        let rate = 5.0;
+        let empty = State::decode(&[], 0.2);
+        assert_eq!(
+            empty,
+            State {
+                next: 0.0,
+                interval: 0.2
+            }
+        );
+        let (slot, state) = acquire(empty, 100.0, rate);
+        assert_eq!(slot, 100.0);
+        assert!((state.next - 100.2).abs() < 1e-9 && state.interval == 0.2);
+        let (slot, _) = acquire(state, 100.05, rate);
+        assert!(
+            (slot - 100.2).abs() < 1e-9,
+            "the second request waits for its turn"
+        );
+        // A widened interval eases back: 1 / (1/0.8 + 5/20) = 0.666..., never below the base.
+        let (_, eased) = acquire(
+            State {
+                next: 0.0,
+                interval: 0.8,
+            },
+            100.0,
+            rate,
+        );
+        assert!((eased.interval - 1.0 / (1.25 + 0.25)).abs() < 1e-9);
+        let (_, floor) = acquire(
+            State {
+                next: 0.0,
+                interval: 0.2,
+            },
+            100.0,
+            rate,
+        );
+        assert_eq!(floor.interval, 0.2);
+    }
+
+    #[test]
+    fn garbage_is_normalised() {
+        let rate = 5.0;
+        for interval in [f64::NAN, f64::INFINITY, 0.01, 100.0] {
+            let (_, state) = acquire(
+                State {
+                    next: 0.0,
+                    interval,
+                },
+                10.0,
+                rate,
+            );
+            assert!((state.next - 10.2).abs() < 1e-9, "{interval}");
+        }
+        let (slot, _) = acquire(
+            State {
+                next: 1e12,
+                interval: 0.2,
+            },
+            10.0,
+            rate,
+        );
+        assert_eq!(slot, 10.0, "a slot far in the future is taken as garbage");
+        assert_eq!(State::decode(&[1, 2, 3], 0.2).next, 0.0);
+        let nan = State {
+            next: f64::NAN,
+            interval: 0.2,
+        }
+        .encode();
+        assert_eq!(State::decode(&nan, 0.2).next, 0.0);
+        let round = State {
+            next: 12.5,
+            interval: 0.4,
+        };
+        assert_eq!(State::decode(&round.encode(), 0.2), round);
+    }
+
+    #[test]
+    fn a_429_doubles_the_interval_up_to_sixteen_times_the_base() {
+        let rate = 5.0;
+        let mut state = State {
+            next: 0.0,
+            interval: 0.2,
+        };
+        let mut pauses = Vec::new();
+        for _ in 0..6 {
+            let (new, pause) = throttled(state, 50.0, rate, None, 0.0);
+            state = new;
+            pauses.push(pause);
+        }
+        let expected = [0.4, 0.8, 1.6, 3.2, 3.2, 3.2];
+        for (got, want) in pauses.iter().zip(expected) {
+            assert!((got - want).abs() < 1e-9, "{pauses:?}");
+        }
+        assert!((state.next - 53.2).abs() < 1e-9);
+        let (jittered, pause) = throttled(
+            State {
+                next: 0.0,
+                interval: 0.2,
+            },
+            50.0,
+            rate,
+            None,
+            0.999,
+        );
+        assert!(pause > 0.4 && pause < 0.6 && jittered.interval == 0.4);
+        let (told, pause) = throttled(
+            State {
+                next: 0.0,
+                interval: 0.2,
+            },
+            50.0,
+            rate,
+            Some(2.0),
+            0.5,
+        );
+        assert_eq!((pause, told.next), (2.0, 52.0));
+        // An earlier slot already further out than the pause is kept.
+        let (kept, _) = throttled(
+            State {
+                next: 60.0,
+                interval: 0.2,
+            },
+            50.0,
+            rate,
+            Some(1.0),
+            0.0,
+        );
+        assert_eq!(kept.next, 60.0);
+    }
+
+    #[test]
+    fn two_pacers_on_one_file_interleave_their_slots() {
+        let dir = std::env::temp_dir().join(format!("flowzero-pacer-{}", std::process::id()));
+        let path = dir.join("sub").join("rate");
+        let _ = std::fs::remove_dir_all(&dir);
+        let rate = 50.0; // 20 ms apart
+        let a = Pacer::shared(rate, &path).unwrap();
+        let b = Pacer::shared(rate, &path).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!((mode(&path), mode(path.parent().unwrap())), (0o600, 0o700));
+        let start = unix_now();
+        let mut slots = Vec::new();
+        for i in 0..10 {
+            let pacer = if i % 2 == 0 { &a } else { &b };
+            let wait = pacer.take_slot();
+            slots.push(unix_now() + wait.as_secs_f64());
+        }
+        for pair in slots.windows(2) {
+            assert!(pair[1] - pair[0] > 0.019, "slots {slots:?}");
+        }
+        assert!(slots[9] - start >= 9.0 * 0.02 - 0.005 && slots[9] - start < 0.5);
+        // Both wrote the same 16 bytes the protocol defines.
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(bytes.len(), 16);
+        let state = State::decode(&bytes, 0.02);
+        assert!((state.next - (slots[9] + 0.02)).abs() < 0.005);
+        // A 429 seen by one widens the spacing for the other.
+        a.note_throttled(None, 0.0);
+        let after = State::decode(&std::fs::read(&path).unwrap(), 0.02);
+        assert!((after.interval - 0.04).abs() < 1e-9);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
