@@ -136,7 +136,7 @@ def s3_requests(config: Any, downloader: str = "") -> S3Requests:
 
         own = getattr(plugins.downloaders().get(downloader), "s3_requests", None)
         if callable(own):
-            return own(config, lambda: boto_requests(config))  # type: ignore[no-any-return]
+            return own(config, lambda: boto_requests(config))
     return boto_requests(config)
 
 
