@@ -27,11 +27,12 @@ from flowzero.errors import TransferError
 from flowzero.models import FailureReason, TransferJob
 from flowzero.pacing import Pacer, ThrottleBudget, refusal_wait
 from flowzero.planet.retry import throttle_hint
+from flowzero.transient import DOWNLOAD_BACKOFF_BASE, DOWNLOAD_BACKOFF_CAP, RETRYABLE_STATUSES
 
-RETRY_STATUS = frozenset({408, 425, 500, 502, 503, 504})
+RETRY_STATUS = RETRYABLE_STATUSES - {429}  # 429 is flow control here (see stream_to_sink)
 EXPIRED_STATUS = frozenset({401, 403, 410})  # a refused link: fresh links from the order may cure it
-BACKOFF_BASE = 0.5  # seconds; tests lower it
-BACKOFF_MAX = 30.0
+BACKOFF_BASE = DOWNLOAD_BACKOFF_BASE  # seconds; tests lower it
+BACKOFF_MAX = DOWNLOAD_BACKOFF_CAP
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 
 
@@ -76,7 +77,8 @@ def make_http_client(max_workers: int, timeout: float) -> httpx.Client:
 
 
 def backoff_delay(attempt: int, retry_after: float | None = None) -> float:
-    """Seconds to wait before retry number ``attempt`` (1-based): exponential with jitter, or Retry-After."""
+    """Seconds to wait before retry number ``attempt`` (1-based): Retry-After, else the downloads' "equal jitter"
+    backoff (flowzero.transient; the Rust core's is the same)."""
     if retry_after is not None:
         return min(max(retry_after, 0.0), BACKOFF_MAX)
     return min(BACKOFF_BASE * 2 ** (attempt - 1), BACKOFF_MAX) * (0.5 + random.random() / 2)

@@ -21,11 +21,10 @@ from typing import Callable
 import httpx
 import tenacity
 
+from flowzero.transient import REFUSED_STATUSES, RETRYABLE_STATUSES
+
 log = logging.getLogger("flowzero.planet")
 
-RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
-# Statuses that prove the server refused a request without acting on it: safe even for creating an order.
-REFUSED_STATUSES = frozenset({429, 503})
 # Transport errors raised before a single byte of the request was sent: safe even for creating an order.
 NOT_SENT_ERRORS: tuple[type[Exception], ...] = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout,
                                                 httpx.UnsupportedProtocol)

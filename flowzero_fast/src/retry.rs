@@ -40,10 +40,13 @@ impl RetryPolicy {
     }
 }
 
-/// Status codes worth retrying: server errors (S3's 503 SlowDown among them), throttling and timeouts;
-/// not 501 Not Implemented, which will not change.
+/// The status codes worth another try, the same table as Python's `flowzero.transient.RETRYABLE_STATUSES`
+/// (exposed as `flowzero._fast.RETRYABLE_STATUSES`, and tested equal): timeouts, "too early", throttling (429:
+/// flow control, paced and waited out) and the server errors that pass (S3's 503 SlowDown among them); not 501.
+pub const RETRYABLE_STATUSES: [u16; 7] = [408, 425, 429, 500, 502, 503, 504];
+
 pub fn retryable_status(status: u16) -> bool {
-    (status >= 500 && status != 501) || status == 429 || status == 408
+    RETRYABLE_STATUSES.contains(&status)
 }
 
 /// Randomness for jitter (fastrand's wyrand; cryptographic quality is not needed).
@@ -125,10 +128,10 @@ mod tests {
 
     #[test]
     fn which_statuses_retry() {
-        for s in [500, 502, 503, 504, 429, 408] {
+        for s in [500, 502, 503, 504, 429, 408, 425] {
             assert!(retryable_status(s), "{s}");
         }
-        for s in [200, 206, 400, 403, 404, 416, 501] {
+        for s in [200, 206, 400, 403, 404, 416, 501, 505, 599] {
             assert!(!retryable_status(s), "{s}");
         }
     }

@@ -82,6 +82,7 @@ fn failure_error(failure: Failure) -> PyErr {
 #[pymodule]
 fn _fast(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(version, m)?)?;
+    m.add("RETRYABLE_STATUSES", crate::retry::RETRYABLE_STATUSES.to_vec())?;
     m.add_function(wrap_pyfunction!(transfer::transfer, m)?)?;
     m.add_class::<crate::jobs::Job>()?;
     m.add_class::<crate::jobs::JobResult>()?;
