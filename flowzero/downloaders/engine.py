@@ -40,8 +40,12 @@ class S3CredentialsError(TransferError):
     default_reason = FailureReason.AUTH
 
 
-def s3_refusal(exc: BaseException) -> S3CredentialsError | None:
-    """The run-stopping error for an S3 answer that refuses the credentials (HTTP 403), else None."""
+def s3_refusal(exc: BaseException, bucket: str = "", access_key: str = "") -> S3CredentialsError | None:
+    """The run-stopping error for an S3 answer that refuses the credentials (HTTP 403), else None.
+
+    The line reads as the Rust core's: the operation, the bucket and only the first eight characters of the
+    access key id, so a user sees which identity was refused without the key appearing in a log.
+    """
     if isinstance(exc, S3CredentialsError):
         return exc
     try:
@@ -57,8 +61,20 @@ def s3_refusal(exc: BaseException) -> S3CredentialsError | None:
     if code not in _REFUSED_CODES and status != 403 and code != "403":
         return None
     detail = code if code and code != "403" else "Forbidden"
-    return S3CredentialsError(f"S3 refused the credentials (HTTP 403 {detail} on {exc.operation_name})",
+    who = f" on bucket '{bucket}'" if bucket else ""
+    if access_key:
+        who += f" for access key {access_key[:8]}…"
+    return S3CredentialsError(f"S3 refused the credentials for {exc.operation_name}{who} (HTTP 403 {detail})",
                               hint=_CREDENTIALS_HINT)
+
+
+def _access_key_of(client: Any) -> str:
+    """The access key id a boto3 client signs with ("" if it cannot be read); only its prefix is ever shown."""
+    try:
+        credentials = client._request_signer._credentials  # botocore keeps the signer's credentials private
+        return str(credentials.get_frozen_credentials().access_key) if credentials is not None else ""
+    except Exception:
+        return ""
 
 
 class TransferSession:
@@ -109,7 +125,7 @@ class TransferSession:
                 result = TransferResult(job, ok=True, bytes=size, digest=digest,
                                         seconds=time.monotonic() - started)
         except Exception as exc:
-            refusal = s3_refusal(exc)
+            refusal = self._refusal(exc, job)
             if refusal is not None:  # not this file's fault: stop the run with one clear error
                 raise refusal from None
             message = exc.message if isinstance(exc, TransferError) else f"{type(exc).__name__}: {exc}"
@@ -135,10 +151,14 @@ class TransferSession:
             code = str(exc.response.get("Error", {}).get("Code", ""))
             if code in ("404", "NoSuchKey", "NotFound"):
                 return None
-            refusal = s3_refusal(exc)
+            refusal = s3_refusal(exc, bucket, _access_key_of(self.s3))
             if refusal is not None:
                 raise refusal from None
             raise
+
+    def _refusal(self, exc: BaseException, job: TransferJob) -> S3CredentialsError | None:
+        bucket = split_s3_url(job.destination)[0] if job.destination.startswith("s3://") else ""
+        return s3_refusal(exc, bucket, _access_key_of(self._s3) if self._s3 is not None else "")
 
     def _open_sink(self, job: TransferJob, hasher: StreamHasher) -> Sink:
         if job.destination.startswith("s3://"):
