@@ -189,6 +189,10 @@ def provider_for(kind: str, name: Optional[str] = None) -> type[Provider]:
     from flowzero.errors import UsageError
 
     if name is not None:
+        of_kind = sorted(n for n, c in providers().items() if getattr(c, "kind", None) == kind)
+        if name not in providers():  # a wrong --provider is bad input (exit 2), listing what would do
+            raise UsageError(f"no provider named '{name}' is installed (providers of {kind}: "
+                             f"{', '.join(of_kind) or 'none'})", hint="run 'flowzero plugins list' to see them")
         cls = get("providers", name)
         if getattr(cls, "kind", None) != kind:
             raise UsageError(f"provider '{name}' does not provide {kind} (it provides {getattr(cls, 'kind', '?')})",
@@ -198,8 +202,10 @@ def provider_for(kind: str, name: Optional[str] = None) -> type[Provider]:
     if len(found) == 1:
         return found[0]
     names = ", ".join(sorted(cls.name for cls in found)) or "none"
-    raise PluginError(f"{len(found)} providers of {kind} are installed ({names})",
-                      hint="choose one with --provider NAME" if found else "reinstall flowzero")
+    if found:  # the command needs the user to choose: bad input, like a wrong name
+        raise UsageError(f"{len(found)} providers of {kind} are installed ({names})",
+                         hint="choose one with --provider NAME")
+    raise PluginError(f"no provider of {kind} is installed", hint="reinstall flowzero")
 
 
 def order_kind(order_type: Optional[str]) -> Optional[str]:

@@ -228,9 +228,11 @@ def test_commands_pick_providers_by_kind_and_provider_chooses_among_several(site
     env = {"PL_API_KEY": "k", "FLOWZERO_PLANET_API_URL": "http://127.0.0.1:9/data/v1",
            "FLOWZERO_PLANET_MAX_RETRIES": "0"}
     both = run_cli(site, *args, extra_env=env)
-    assert both.returncode == 1 and "2 providers of scenes are installed (otherscenes, psscope)" in both.stderr
+    assert both.returncode == 2 and "2 providers of scenes are installed (otherscenes, psscope)" in both.stderr
     assert "--provider NAME" in both.stderr
     wrong = run_cli(site, *args, "--provider", "basemap", extra_env=env)
     assert wrong.returncode == 2 and "provider 'basemap' does not provide scenes" in wrong.stderr
+    unknown = run_cli(site, *args, "--provider", "nope", extra_env=env)
+    assert unknown.returncode == 2 and "providers of scenes: otherscenes, psscope" in unknown.stderr
     chosen = run_cli(site, *args, "--provider", "otherscenes", extra_env=env)
     assert chosen.returncode == 1 and "could not reach Planet" in chosen.stderr  # chosen, then it searched
