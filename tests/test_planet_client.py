@@ -546,3 +546,28 @@ def test_real_refused_connection_to_create_order_is_retried(sleeps: Sleeps) -> N
         planet.create_order(REQUEST)
     assert not isinstance(info.value, OrderSubmissionUncertain)  # never sent: nothing to reconcile
     assert len(sleeps) == 2
+
+
+def test_a_held_slot_is_spent_by_the_threads_next_request_of_its_class(sleeps: Sleeps, mock: respx.MockRouter,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """hold_slot waits for the class's slot ahead of the request (the poller then chooses the order): the GET
+    that follows must not take a second slot, or polling would run at half the rate."""
+    from flowzero.pacing import RateLimits
+
+    mock.get(f"{ORDERS}/o1").mock(return_value=httpx.Response(200, json=order("o1")))
+    with make_client(sleeps, rate_limits=RateLimits(orders_get=3.0)) as planet:
+        pacer = planet.limiter.pacer("orders_get")
+        assert pacer is not None
+        taken: list[float] = []
+        real = pacer.take_slot
+        monkeypatch.setattr(pacer, "take_slot", lambda: taken.append(1) or real())
+        planet.hold_slot("orders_get")
+        planet.get_order("o1")
+        assert len(taken) == 1  # the held slot was spent
+        planet.get_order("o1")
+        assert len(taken) == 2  # and only once: the next GET waits for its own
+        planet.hold_slot("orders_get")
+        other = threading.Thread(target=planet.get_order, args=("o1",))
+        other.start()
+        other.join()
+        assert len(taken) == 4  # a slot held by one thread is not spent by another

@@ -112,7 +112,8 @@ def test_a_paced_run_stays_within_every_limit_and_delivers_everything(planet: Pl
     assert stats["storage"]["with_authorization"] == 0  # ...and no credentials ever reached the storage host
 
 
-@pytest.mark.parametrize(("downloader", "retry_after"), [("threads", True), ("fast", False)])  # both modes, both engines
+# Each engine once, and each kind of 429 (with and without Retry-After) once.
+@pytest.mark.parametrize(("downloader", "retry_after"), [("threads", True), ("fast", False)])
 def test_too_fast_a_client_meets_429s_and_still_delivers_every_file(planet: Planet, downloader: str,
                                                                     retry_after: bool) -> None:
     """flowzero told Planet allows 8 times what it does: it is refused, slows down, loses nothing."""

@@ -77,6 +77,7 @@ class Poller:
         self._unfinished_polls = 0  # polls since an order last finished (or more were added)
         self._hungry_sent = False
         self._cond = threading.Condition()
+        self._picking = threading.Lock()  # one thread at a time chooses the next order (see _next)
         self._stop = threading.Event()
         self._done: queue.Queue[Any] = queue.Queue()  # prepared orders; None: every order in hand still pending
         self.add(targets)
@@ -149,23 +150,42 @@ class Poller:
     # -- the polling threads ---------------------------------------------------------------------------------
 
     def _next(self) -> Optional[_Due]:
-        """The next order to ask about, once it is due; None when there is nothing left (or stopping)."""
+        """The next order to ask about, chosen when its GET may go (None: nothing left, or stopping).
+
+        One thread at a time waits for an order to be due, then for the rate's next slot, and only then picks
+        the oldest order due: an order asked about half a second ago and due again is not stuck behind orders
+        the other threads committed to earlier, so the first orders finish (and their downloads start) early."""
+        hold_slot = getattr(self._planet, "hold_slot", None)  # a client without pacing: choose at once
+        with self._picking:
+            if not self._wait_until_due():
+                return None
+            if hold_slot is not None:
+                hold_slot("orders_get")
+            with self._cond:
+                if self._stop.is_set():
+                    return None
+                now = self._clock()
+                # Only the picking thread removes entries, so the one found due is still there.
+                entry = min((e for e in self._pending if e.due <= now), key=lambda e: e.age)
+                self._pending.remove(entry)
+                self._in_flight += 1
+                return entry
+
+    def _wait_until_due(self) -> bool:
+        """Block until an order is due (True), or there is nothing left to ask about or we stop (False)."""
         with self._cond:
             while not self._stop.is_set():
                 if not self._pending:
                     if self._in_flight == 0 and self._sealed:
-                        return None
+                        return False
                     self._cond.wait(_TICK)  # a poll in flight may put its order back, or more may be added
                     continue
                 now = self._clock()
-                due = [entry for entry in self._pending if entry.due <= now]
-                if due:
-                    entry = min(due, key=lambda e: e.age)
-                    self._pending.remove(entry)
-                    self._in_flight += 1
-                    return entry
-                self._cond.wait(min(min(e.due for e in self._pending) - now, 1.0))
-            return None
+                earliest = min(e.due for e in self._pending)
+                if earliest <= now:
+                    return True
+                self._cond.wait(min(earliest - now, 1.0))
+            return False
 
     def _run(self) -> None:
         while True:

@@ -155,6 +155,7 @@ class PlanetClient:
         add_secret(api_key)
         _guard_library_logs()
         self._cancelled = threading.Event()
+        self._held = threading.local()  # .pacer: a slot this thread waited for ahead of its request (hold_slot)
         sleep = self._interruptible_sleep if sleep is None else sleep
         self.api_url = api_url.rstrip("/")
         self.orders_url = orders_url.rstrip("/")
@@ -215,10 +216,23 @@ class PlanetClient:
 
     # -- transport -----------------------------------------------------------------------------------------
 
+    def hold_slot(self, endpoint: str) -> None:
+        """Wait for the next slot of ``endpoint``'s class now; this thread's next request of that class uses it.
+
+        For a caller that decides *what* to ask only when it may ask: the poller picks the order most due at its
+        slot, not the one that was most due when it joined the queue for it."""
+        pacer = self.limiter.pacer(endpoint)
+        if pacer is not None:
+            pacer.wait(self._cancelled)
+        self._held.pacer = pacer
+
     def _attempt(self, method: str, url: str, download: bool, pacer: Optional[Pacer],
                  follow_redirects: bool = False, **kwargs: Any) -> httpx.Response:
         """One paced request; the body is read here, within :data:`MAX_BODY_BYTES`."""
-        if pacer is not None:
+        held = getattr(self._held, "pacer", None)
+        if pacer is not None and held is pacer:
+            self._held.pacer = None  # its slot was waited for in hold_slot
+        elif pacer is not None:
             pacer.wait(self._cancelled)
         if self._cancelled.is_set():
             raise PlanetError("stopped: the run was interrupted")
