@@ -1,9 +1,9 @@
 """What a flowzero plugin may use: one module, its ``__all__`` the contract (everything else is private).
 
 A downloader, an imagery provider or a storage backend imports from here only (``from flowzero.api import ...``);
-the in-repo plugins do, and a test fails when one reaches past it. The names that pull in heavy libraries (the
-transfer engine with httpx, the SQL store base) load on first use, so a plugin importing this module at start-up
-keeps ``flowzero --help`` fast.
+the in-repo plugins do, and a test fails when one reaches past it. The transfer engine (httpx) and the helpers
+``flowzero --help`` does not otherwise load (migrations, S3 URLs, stream verification) load on first use, so a
+plugin importing this module at start-up keeps ``flowzero --help`` fast.
 
 - Every plugin: :data:`hookimpl`, :data:`Registrar`, :class:`Config`, :func:`warn`, :func:`redact` and
   :func:`add_secret` (secrets never shown), the errors.
@@ -26,8 +26,10 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from flowzero.config import Config
+from flowzero.aws import resolve as resolve_aws
+from flowzero.config import Config, mask_url_password
 from flowzero.downloaders.base import Downloader, DownloadOptions, ProgressCallback
+from flowzero.downloaders.threads import ThreadsDownloader
 from flowzero.errors import (
     ConfigError,
     FlowzeroError,
@@ -40,44 +42,32 @@ from flowzero.errors import (
 from flowzero.hookspecs import hookimpl
 from flowzero.leases import process_alive
 from flowzero.models import FailureReason, Order, Scene, TransferJob, TransferResult
+from flowzero.ordering.plan import PlannedOrder, plan_basemap_order, plan_scene_orders
 from flowzero.ordering.providers import MOSAICS, SCENES, MosaicProvider, SceneProvider, SceneSearch
 from flowzero.plugins import Registrar, warn
 from flowzero.redact import add_secret, redact
 from flowzero.storage import IntentClaim, OrderStore
+from flowzero.storage.records import check_claim_args, format_timestamp
+from flowzero.storage.sqlstore import Session, SqlOrderStore
 
 if TYPE_CHECKING:  # what the lazy names below are, for type checkers
-    from flowzero.aws import resolve as resolve_aws
-    from flowzero.config import mask_url_password
     from flowzero.delivery.s3 import split_s3_url
     from flowzero.downloaders.engine import S3CredentialsError, TransferSession, run_pool
-    from flowzero.downloaders.threads import ThreadsDownloader
     from flowzero.downloaders.verify import StreamHasher, s3_copy_verified
-    from flowzero.ordering.plan import PlannedOrder, plan_basemap_order, plan_scene_orders
     from flowzero.storage.migrate import Migration, apply_migrations, bundled_migrations
-    from flowzero.storage.records import check_claim_args, format_timestamp
-    from flowzero.storage.sqlstore import Session, SqlOrderStore
 
-# Loaded on first use (module, attribute): they import httpx, boto3 or the SQL machinery.
+# Loaded on first use (name -> module): the engine imports httpx; the others are modules `flowzero --help` does not
+# load (a plugin imports this module at start-up).
 _LAZY = {
     "TransferSession": "flowzero.downloaders.engine",
     "run_pool": "flowzero.downloaders.engine",
     "S3CredentialsError": "flowzero.downloaders.engine",
     "StreamHasher": "flowzero.downloaders.verify",
     "s3_copy_verified": "flowzero.downloaders.verify",
-    "ThreadsDownloader": "flowzero.downloaders.threads",
     "split_s3_url": "flowzero.delivery.s3",
-    "PlannedOrder": "flowzero.ordering.plan",
-    "plan_scene_orders": "flowzero.ordering.plan",
-    "plan_basemap_order": "flowzero.ordering.plan",
-    "SqlOrderStore": "flowzero.storage.sqlstore",
-    "Session": "flowzero.storage.sqlstore",
     "Migration": "flowzero.storage.migrate",
     "bundled_migrations": "flowzero.storage.migrate",
     "apply_migrations": "flowzero.storage.migrate",
-    "check_claim_args": "flowzero.storage.records",
-    "format_timestamp": "flowzero.storage.records",
-    "mask_url_password": "flowzero.config",
-    "resolve_aws": "flowzero.aws",
 }
 
 __all__ = [  # what plugins may use; the lazy names are spelled out too, so the list is the whole contract
@@ -132,12 +122,9 @@ __all__ = [  # what plugins may use; the lazy names are spelled out too, so the 
 ]
 
 
-_RENAMED = {"resolve_aws": "resolve"}  # public name -> the name in its module
-
-
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), _RENAMED.get(name, name))
+        value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

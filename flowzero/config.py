@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from flowzero.errors import ConfigError, SettingError
 from flowzero.pacing import RateLimits
@@ -139,8 +140,6 @@ def mask_url_password(url: str) -> str:
     ``postgresql://user:secret@host/db`` -> ``postgresql://user:****@host/db``; ``password=secret`` pairs
     (key=value strings, URL queries) -> ``password=****``.
     """
-    from urllib.parse import urlsplit, urlunsplit
-
     if "://" in url:
         parts = urlsplit(url)
         if parts.password is not None:

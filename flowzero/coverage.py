@@ -23,7 +23,9 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any, Optional
 
+from flowzero import plugins
 from flowzero.errors import UsageError
+from flowzero.selection import CADENCES, interval_key
 
 if TYPE_CHECKING:
     from flowzero.models import Order, SearchRecord
@@ -77,8 +79,6 @@ def _days(start: date, end: date) -> list[date]:
 
 def periods_between(start: date, end: date, cadence: str) -> list[str]:
     """The period labels (``selection.interval_key``) of every day from ``start`` to ``end``, in order."""
-    from flowzero.selection import interval_key
-
     return list(dict.fromkeys(interval_key(day, cadence) for day in _days(start, end)))
 
 
@@ -100,8 +100,6 @@ def _order_state(order: Order, item_id: str) -> str:
 
 def _ordered(orders: Sequence[Order], cadence: str) -> dict[tuple[str, str], Cell]:
     """The best order state per (gage, period), from the scenes each order was planned with."""
-    from flowzero.selection import interval_key
-
     best: dict[tuple[str, str], Cell] = {}
     for order in orders:
         meta = order.metadata or {}
@@ -125,8 +123,6 @@ def _ordered(orders: Sequence[Order], cadence: str) -> dict[tuple[str, str], Cel
 
 def _searched(searches: Sequence[SearchRecord], cadence: str) -> dict[tuple[str, str], dict[str, Any]]:
     """Per (gage, period) searched: scenes found, eligible, the best coverage seen."""
-    from flowzero.selection import interval_key
-
     seen: dict[tuple[str, str], dict[str, Any]] = {}
     for search in searches:
         for day in _days(date.fromisoformat(search.start_date), date.fromisoformat(search.end_date)):
@@ -155,9 +151,6 @@ def _span(orders: Sequence[Order], searches: Sequence[SearchRecord]) -> tuple[da
 def build_calendar(orders: Sequence[Order], searches: Sequence[SearchRecord], *, cadence: str | None = None,
                    start: date | None = None, end: date | None = None) -> Calendar:
     """The calendar of every gage in ``orders`` and ``searches`` over ``start..end`` (default: their span)."""
-    from flowzero import plugins
-    from flowzero.selection import CADENCES
-
     orders = [o for o in orders if plugins.order_kind(o.order_type) != "mosaics"]  # a calendar of scenes
     chosen = cadence or _default_cadence(orders, searches)
     if chosen not in CADENCES:

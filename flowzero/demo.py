@@ -8,20 +8,24 @@ rerun shows what a rerun of those commands does: nothing is ordered twice, verif
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
+from flowzero.config import Config
+from flowzero.delivery.deliver import DeliverySettings, check_orders
+from flowzero.delivery.destination import parse_output
 from flowzero.errors import UsageError
+from flowzero.sandbox import Sandbox
+from flowzero.storage.opening import open_store
 
 if TYPE_CHECKING:
-    from flowzero.config import Config
     from flowzero.delivery.outcomes import OrderOutcome
     from flowzero.models import Order
     from flowzero.planet.client import PlanetClient
-    from flowzero.sandbox import Sandbox
     from flowzero.storage import OrderStore
 
 DEMO_AOI = Path(__file__).parent / "data" / "SantaClaraRiver.geojson"
@@ -95,8 +99,6 @@ def prepare(root: Path | str) -> DemoPaths:
 
 def demo_config(paths: DemoPaths, sandbox: Sandbox) -> Config:
     """Built-in defaults pointed at the sandbox and the demo's database; the user's config is not read."""
-    from flowzero.config import Config
-
     config = Config()
     config.planet.api_url = sandbox.api_url
     config.planet.orders_url = sandbox.orders_url
@@ -125,8 +127,6 @@ class _Services:
 
     def store(self) -> OrderStore:
         if self._store is None:
-            from flowzero.storage.opening import open_store
-
             self._store = open_store(self.config)
         return self._store
 
@@ -138,10 +138,7 @@ def run_demo(paths: DemoPaths, *, quiet: bool, submit: Callable[..., None], show
              say: Say) -> DemoRun:
     """Sandbox up, search and order (``submit`` shows it as the command does), wait and deliver
     (check-order-status), sandbox down."""
-    from flowzero.delivery.deliver import DeliverySettings, check_orders
-    from flowzero.delivery.destination import parse_output
     from flowzero.planet.client import PlanetClient
-    from flowzero.sandbox import Sandbox
 
     started = time.monotonic()
     run = DemoRun(paths)
@@ -179,8 +176,6 @@ def run_demo(paths: DemoPaths, *, quiet: bool, submit: Callable[..., None], show
 
 def shown_path(path: Path) -> str:
     """``path`` as typed in a shell: relative to the working directory when it is below it."""
-    import shlex
-
     try:
         return shlex.quote(str(path.relative_to(Path.cwd())))
     except ValueError:

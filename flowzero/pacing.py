@@ -102,7 +102,7 @@ class Pacer:
                 yield box
                 self._memory = box[0].pack()
                 return
-            import fcntl
+            import fcntl  # noqa: PLC0415 (POSIX only: only the shared-file path needs it)
 
             fcntl.flock(fd, fcntl.LOCK_EX)
             try:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
 import pluggy
 
 from flowzero import __version__, hookspecs
-from flowzero.errors import PluginError
+from flowzero.errors import PluginError, UsageError
 
 if TYPE_CHECKING:
     import click
@@ -186,8 +186,6 @@ def storage_backends() -> dict[str, type[OrderStore]]:
 def provider_for(kind: str, name: Optional[str] = None) -> type[Provider]:
     """The provider class of ``kind`` ("scenes", "mosaics"): the one named (``--provider``), else the only one
     installed; several of that kind and no name is a UsageError asking to choose."""
-    from flowzero.errors import UsageError
-
     if name is not None:
         of_kind = sorted(n for n, c in providers().items() if getattr(c, "kind", None) == kind)
         if name not in providers():  # a wrong --provider is bad input (exit 2), listing what would do

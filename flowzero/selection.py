@@ -85,7 +85,7 @@ def _as_shape(geometry: AOIGeometry) -> BaseGeometry:
 
 
 def _area(geometry: BaseGeometry) -> float:
-    from flowzero.aoi import geodesic_area_sqkm
+    from flowzero.aoi import geodesic_area_sqkm  # noqa: PLC0415 (start-up: flowzero.api loads this)
 
     return geodesic_area_sqkm(geometry)
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from flowzero.aoi.geometry import geodesic_area_sqkm, validate_polygonal
 from flowzero.aoi.model import Gage
+from flowzero.aoi.naming import sanitize_name
 from flowzero.aoi.readers import read_shapefile_contents
 from flowzero.chunking import parse_date
 from flowzero.errors import UsageError
@@ -43,8 +44,6 @@ def _date(value: Any, gage_id: str, column: str) -> date:
 def _refuse_duplicates(gages: list[Gage], path: Path, id_col: str) -> None:
     """Each gage is ordered under its AOI name (the sanitised id): two records with the same one would be one
     order, the second polygon silently never ordered; so they are refused, naming the records."""
-    from flowzero.aoi.naming import sanitize_name
-
     records: dict[str, list[tuple[int, str]]] = {}
     for number, gage in enumerate(gages, start=1):  # one gage per record, in file order
         records.setdefault(sanitize_name(gage.gage_id), []).append((number, gage.gage_id))

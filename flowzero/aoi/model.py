@@ -7,6 +7,9 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
+from flowzero.aoi.geometry import to_geojson_dict
+from flowzero.aoi.naming import sanitize_name
+
 if TYPE_CHECKING:
     from shapely.geometry.base import BaseGeometry
 
@@ -22,8 +25,6 @@ class AOI:
 
     def geojson(self) -> dict[str, Any]:
         """The geometry as a GeoJSON mapping (what Planet's filters and clip tool take)."""
-        from flowzero.aoi.geometry import to_geojson_dict
-
         return to_geojson_dict(self.geometry)
 
     @property
@@ -46,12 +47,8 @@ class Gage:
     source: Optional[Path] = None
 
     def geojson(self) -> dict[str, Any]:
-        from flowzero.aoi.geometry import to_geojson_dict
-
         return to_geojson_dict(self.geometry)
 
     def as_aoi(self, name: str) -> AOI:
         """This gage's polygon as an :class:`AOI` under ``name`` (sanitised)."""
-        from flowzero.aoi.naming import sanitize_name
-
         return AOI(sanitize_name(name), self.geometry, self.area_sqkm, self.source)

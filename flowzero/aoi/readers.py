@@ -11,12 +11,13 @@ import codecs
 import json
 import logging
 import stat
+import struct
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
-from flowzero.aoi.geometry import geodesic_area_sqkm, reproject_to_wgs84, validate_polygonal
+from flowzero.aoi.geometry import _shape, geodesic_area_sqkm, reproject_to_wgs84, validate_polygonal
 from flowzero.aoi.model import AOI
 from flowzero.aoi.naming import aoi_name_from_path
 from flowzero.errors import AOIError
@@ -174,8 +175,6 @@ def validate_shape(geometry: Any, where: str) -> BaseGeometry:
     """A geometry dict as shapely, with unreadable input reported as an AOIError (no range checks)."""
     from shapely.errors import ShapelyError
 
-    from flowzero.aoi.geometry import _shape
-
     try:
         return _shape(geometry)
     except (ValueError, TypeError, AttributeError, KeyError, RecursionError, ShapelyError) as exc:
@@ -253,8 +252,6 @@ def _read_records(path: Path, shx: Path, dbf: Path, contents: ShapefileContents)
 
 def read_shapefile_contents(path: str | Path) -> ShapefileContents:
     """Every record of a polygon shapefile, geometries reprojected to WGS84 but not yet validated."""
-    import struct
-
     import shapefile
     from shapely.errors import ShapelyError
 

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
+import traceback
 from typing import Any, NoReturn
 
 import click
 
 from flowzero import __version__, plugins
 from flowzero.cli.context import AppContext
+from flowzero.cli.output import printable
 from flowzero.errors import EXIT_CODES, FlowzeroError
+from flowzero.redact import install_log_redaction, redact
 
 
 class FlowzeroGroup(click.Group):
@@ -36,8 +40,6 @@ class FlowzeroGroup(click.Group):
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except Exception as exc:  # the last line of defence: still one line
-            from flowzero.redact import redact
-
             _fail(ctx, f"unexpected {type(exc).__name__}: {redact(str(exc))}",
                   "rerun with --debug for details and report it", 1, exc)
 
@@ -52,15 +54,10 @@ def _usage_error(exc: click.UsageError) -> NoReturn:
 def _fail(ctx: click.Context, message: str, hint: str | None, code: int, exc: BaseException) -> None:
     app = ctx.find_object(AppContext)
     if app is not None and app.debug:
-        import traceback
-
-        from flowzero.redact import redact
-
         click.echo(redact("".join(traceback.format_exception(type(exc), exc, exc.__traceback__))), err=True)
     line = f"Error: {message}"
     if hint:
         line += f" (hint: {hint})"
-    from flowzero.cli.output import printable
 
     click.echo(" ".join(part.strip() for part in printable(line).splitlines() if part.strip()), err=True)
     ctx.exit(code)
@@ -87,20 +84,17 @@ def cli(ctx: click.Context, config_path: str | None, api_key: str | None, databa
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     if debug:
-        from flowzero.redact import install_log_redaction
-
         install_log_redaction()
 
 
-# Core command modules (flowzero/cli/<name>.py), each with ``register(cli)``. They import only click at the top
-# so that `flowzero --help` stays fast; heavy libraries are imported inside the commands.
+# Core command modules (flowzero/cli/<name>.py), each with ``register(cli)``. They import at the top only what
+# `flowzero --help` loads anyway (click, the CLI helpers, errors, plugins) so that it stays fast; the domain
+# modules a command runs, and heavy libraries, are imported inside the commands.
 CORE_COMMAND_MODULES = ("config_cmd", "plugins_cmd", "aoi_cmd", "db", "ordering", "delivery", "sandbox",
                         "generate_aoi", "demo", "destinations", "stac_cmd", "coverage")
 
 
 def _add_core_commands() -> None:
-    import importlib
-
     for name in CORE_COMMAND_MODULES:
         importlib.import_module(f"flowzero.cli.{name}").register(cli)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from flowzero.cli.output import emit_json, json_option, print_table
+from flowzero.errors import UsageError
 
 
 @click.command("convert-shp")
@@ -23,7 +24,6 @@ def convert_shp(shp_path: Path, output_dir: Path, as_json: bool) -> None:
     warning. Each polygon is validated, so a file that converts is one that `submit` accepts.
     """
     from flowzero.aoi import convert_shapefile
-    from flowzero.errors import UsageError
 
     if shp_path.is_dir():
         sources = sorted(p for p in shp_path.iterdir() if p.suffix.lower() == ".shp")

@@ -25,7 +25,7 @@ class AppContext:
     @property
     def config(self) -> Config:
         if self._config is None:
-            from flowzero.config import load_config
+            from flowzero.config import load_config  # noqa: PLC0415 (start-up: --help does not read the config)
 
             self._config = load_config(
                 self.config_path,
@@ -36,7 +36,7 @@ class AppContext:
     def store(self) -> OrderStore:
         """The order store chosen by ``storage.backend`` (opened once, migrations applied)."""
         if self._store is None:
-            from flowzero.storage.opening import open_store
+            from flowzero.storage.opening import open_store  # noqa: PLC0415 (start-up, as config)
 
             self._store = open_store(self.config)
         return self._store

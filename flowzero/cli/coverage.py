@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from flowzero.cli.context import AppContext
 from flowzero.cli.output import emit_json, info, json_option
+from flowzero.errors import UsageError
 
 
 @click.command("coverage")
@@ -27,12 +30,9 @@ def coverage(app: AppContext, aoi_name: str | None, batch_id: str | None, cadenc
     """A gage x period calendar from the order database: delivered (with coverage %), ordered, failed,
     no scenes (searched: nothing covered enough of the AOI), or never searched.
     """
-    from pathlib import Path
-
     from flowzero.chunking import parse_date
     from flowzero.cli.coverage_views import html_page, print_heat_map, write_png
     from flowzero.coverage import build_calendar
-    from flowzero.errors import UsageError
 
     start = parse_date(start_date, "--start-date") if start_date else None
     end = parse_date(end_date, "--end-date") if end_date else None

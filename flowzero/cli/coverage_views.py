@@ -10,10 +10,11 @@ import html
 import sys
 from typing import TYPE_CHECKING
 
+from flowzero.coverage import STATES, Calendar, Cell
+from flowzero.errors import UsageError
+
 if TYPE_CHECKING:
     from rich.text import Text
-
-    from flowzero.coverage import Calendar, Cell
 
 COLORS = {"delivered": "#1a9850", "ordered": "#4575b4", "failed": "#d73027", "not-selected": "#fdae61",
           "no-scenes": "#bdbdbd", "not-searched": "#f7f7f7"}
@@ -103,8 +104,6 @@ def _html_cell(cell: Cell) -> str:
 
 def write_png(calendar: Calendar, path: str) -> None:
     """The heat map as a PNG (matplotlib, the ``plot`` extra)."""
-    from flowzero.errors import UsageError
-
     try:
         import matplotlib
 
@@ -115,7 +114,6 @@ def write_png(calendar: Calendar, path: str) -> None:
     except ImportError:
         raise UsageError("--png needs matplotlib, which is not installed",
                          hint="pip install 'flowzero[plot]'") from None
-    from flowzero.coverage import STATES
 
     index = {state: n for n, state in enumerate(STATES)}
     grid = [[index[c.state] for c in row] for row in calendar.cells.values()]

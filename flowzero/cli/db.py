@@ -5,12 +5,17 @@ Every command prints a table for people or, with ``--json``, the same rows for s
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
 import click
 
 from flowzero.cli.context import AppContext
 from flowzero.cli.output import echo, emit_json, info, json_option, print_table
+from flowzero.errors import UsageError
+from flowzero.storage import PENDING_STATES
+from flowzero.storage.records import order_to_dict
 
 if TYPE_CHECKING:
     from flowzero.models import Order
@@ -43,8 +48,6 @@ def _order_row(order: Order) -> tuple[Any, ...]:
 
 def _show_orders(title: str, orders: list[Order], as_json: bool) -> None:
     if as_json:
-        from flowzero.storage.records import order_to_dict
-
         emit_json([order_to_dict(o) for o in orders])
         return
     print_table(f"{title} ({len(orders)})", _ORDER_COLUMNS, [_order_row(o) for o in orders])
@@ -116,8 +119,6 @@ def list_orders(app: AppContext, status: Optional[str], batch_id: Optional[str],
 @click.pass_obj
 def pending(app: AppContext, as_json: bool) -> None:
     """Orders Planet has not finished yet (queued or running)."""
-    from flowzero.storage import PENDING_STATES
-
     store = app.store()
     orders = [o for state in PENDING_STATES for o in store.get_orders_by_status(state)]
     orders.sort(key=lambda o: (o.created_at or "", o.order_id))
@@ -130,9 +131,6 @@ def pending(app: AppContext, as_json: bool) -> None:
 @click.pass_obj
 def get(app: AppContext, order_id: str, as_json: bool) -> None:
     """Everything recorded about one order."""
-    from flowzero.errors import UsageError
-    from flowzero.storage.records import order_to_dict
-
     order = app.store().get_order(order_id)
     if order is None:
         raise UsageError(f"no order {order_id} in the database", hint="see 'flowzero db list-orders'")
@@ -140,7 +138,6 @@ def get(app: AppContext, order_id: str, as_json: bool) -> None:
     if as_json:
         emit_json(data)
         return
-    import json
 
     rows = [(key, json.dumps(value, indent=1, sort_keys=True) if isinstance(value, dict) else value)
             for key, value in data.items()]
@@ -153,8 +150,6 @@ def get(app: AppContext, order_id: str, as_json: bool) -> None:
 @click.pass_obj
 def import_json(app: AppContext, path: str, as_json: bool) -> None:
     """Import the old tool's orders.json; safe to rerun (ids already present are skipped)."""
-    from pathlib import Path
-
     from flowzero.storage.import_json import import_orders_json
 
     report = import_orders_json(app.store(), Path(path))
@@ -182,7 +177,6 @@ def copy_cmd(app: AppContext, target: str, source: Optional[str], as_json: bool)
 
     Records the target lacks are added as they were, newer ones replace older ones, the rest is left alone.
     """
-    from flowzero.errors import UsageError
     from flowzero.storage.copying import copy_store
     from flowzero.storage.opening import open_store_url
 

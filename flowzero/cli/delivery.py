@@ -6,13 +6,16 @@ Only click is imported at module level; the delivery machinery is imported when 
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
+from flowzero import plugins
 from flowzero.cli.context import AppContext
 from flowzero.cli.output import echo, emit_json, info, json_option, print_table
+from flowzero.errors import PlanetError, UsageError
 
 if TYPE_CHECKING:
     from flowzero.delivery.outcomes import DeliverySettings, OrderOutcome
@@ -46,11 +49,9 @@ def delivery_options(func: Callable[..., Any]) -> Callable[..., Any]:
 def _settings(app: AppContext, output: str | None, overwrite: bool, downloader: str | None, use_s5cmd: bool,
               wait: bool, wait_timeout: float | None, as_json: bool, assets: str | None,
               allow_unverified: bool = False) -> DeliverySettings:
-    from flowzero import plugins
     from flowzero.delivery.destination import parse_output
     from flowzero.delivery.layout import parse_assets
     from flowzero.delivery.outcomes import DeliverySettings
-    from flowzero.errors import UsageError
 
     config = app.config
     if use_s5cmd and downloader and downloader != "s5cmd":
@@ -65,7 +66,6 @@ def _settings(app: AppContext, output: str | None, overwrite: bool, downloader: 
     if wait_timeout is not None and not (math.isfinite(wait_timeout) and wait_timeout > 0):
         raise UsageError(f"--wait-timeout {wait_timeout:g}: give a number of seconds above 0",
                          hint="leave --wait-timeout out to wait until the order is final")
-    import sys
 
     show = not (as_json or app.quiet) and sys.stderr.isatty()
     return DeliverySettings(destination=destination, downloader=name, overwrite=overwrite, wait=wait,
@@ -165,7 +165,6 @@ def check_order_status(ctx: click.Context, order_id: str, output: str | None, as
     """
     from flowzero.delivery.cloud import is_cloud_order
     from flowzero.delivery.deliver import check_orders
-    from flowzero.errors import PlanetError, UsageError
     from flowzero.planet.client import path_segment
 
     path_segment(order_id, "order id")  # an id Planet could have issued, before anything is asked
@@ -214,7 +213,6 @@ def batch_check_status(ctx: click.Context, batch_id: str, output: str | None, as
     order is claimed before it is checked, and orders another run holds are reported as in progress elsewhere.
     """
     from flowzero.delivery.deliver import check_orders, select_orders
-    from flowzero.errors import UsageError
 
     app: AppContext = ctx.obj
     settings = _settings(app, output, overwrite, downloader, use_s5cmd, wait, wait_timeout, as_json, assets,

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 import click
 
 from flowzero.cli.context import AppContext
+from flowzero.cli.db import list_orders
+from flowzero.cli.ordering import show_submit
 from flowzero.cli.output import info
 
 if TYPE_CHECKING:
@@ -90,7 +92,6 @@ def demo(ctx: click.Context, folder: Path) -> None:
     images into DIR/imagery, records the order in DIR/flowzero.db, and shows both. Your own config and order
     database are not touched. A rerun orders nothing again and finds the files already there.
     """
-    from flowzero.cli.ordering import show_submit
     from flowzero.config import Config
     from flowzero.demo import prepare, run_demo, shown_path
 
@@ -112,7 +113,6 @@ def demo(ctx: click.Context, folder: Path) -> None:
     if not quiet:
         info(f"Step 3/3  the order database, as `flowzero --database-path {shown['database']} db list-orders`",
              quiet)
-        from flowzero.cli.db import list_orders
 
         config = Config()
         config.database_path = str(paths.database)

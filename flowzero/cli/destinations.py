@@ -12,6 +12,7 @@ import click
 
 from flowzero.cli.context import AppContext
 from flowzero.cli.output import echo, emit_json, info, json_option, print_table
+from flowzero.errors import ConfigError
 
 
 @click.group("destinations")
@@ -41,7 +42,6 @@ def register_destination(app: AppContext, name: str, bucket: str | None, endpoin
     Planet checks it can write and delete planetverify.txt there before it accepts the destination.
     """
     from flowzero.delivery.cloud.block import aws_keys
-    from flowzero.errors import ConfigError
     from flowzero.planet.destinations import DestinationsClient
 
     config = app.config

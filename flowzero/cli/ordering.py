@@ -14,6 +14,7 @@ import click
 
 from flowzero.cli.context import AppContext
 from flowzero.cli.output import echo, emit_json, info, json_option, print_table, printable
+from flowzero.redact import add_secret
 
 if TYPE_CHECKING:
     from flowzero.ordering.workflow import Services
@@ -25,8 +26,6 @@ BAND_CHOICES = ("four_bands", "eight_bands")
 def _remember_api_key(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
     """``<command> --api-key KEY`` (the old tool's place for it) works like ``flowzero --api-key KEY``."""
     if value:
-        from flowzero.redact import add_secret
-
         add_secret(value)
         app = ctx.find_object(AppContext)
         if app is not None:

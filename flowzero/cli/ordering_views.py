@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from flowzero.cli.output import echo, print_table
 from flowzero.ordering.submit import ELSEWHERE, EXISTS, ORDERED, RECOVERED, WOULD_ORDER, SubmitResult
+from flowzero.selection import acquired_date
 
 if TYPE_CHECKING:
     from flowzero.models import Order
@@ -18,8 +19,6 @@ if TYPE_CHECKING:
 
 def scene_rows(search: SceneSearch) -> list[dict[str, Any]]:
     """The selected scenes as rows (date, id, coverage %, cloud), for the table and ``--json`` alike."""
-    from flowzero.selection import acquired_date
-
     return [{"date": acquired_date(s.acquired).isoformat(), "id": s.id, "acquired": s.acquired,
              "coverage_pct": round(s.coverage_pct, 2), "cloud_cover": s.cloud_cover} for s in search.selected]
 

@@ -6,6 +6,7 @@ import dataclasses
 
 import click
 
+from flowzero import plugins
 from flowzero.cli.output import emit_json, json_option, print_table
 
 
@@ -18,8 +19,6 @@ def plugins_group() -> None:
 @json_option
 def list_plugins(as_json: bool) -> None:
     """Every plugin (built-ins included) with its package, version and what it registers."""
-    from flowzero import plugins
-
     infos = plugins.plugin_infos()
     if as_json:
         emit_json([dataclasses.asdict(i) for i in infos])

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from flowzero.cli.context import AppContext
 from flowzero.cli.output import emit_json, info, json_option
+from flowzero.errors import UsageError
 
 
 @click.command("stac")
@@ -19,11 +22,8 @@ def stac(app: AppContext, destination: str, as_json: bool) -> None:
     folders or item files. To catalog an order delivered before flowzero kept catalogs, deliver it again to the
     same destination (`check-order-status ID --output DEST`: the verified files are skipped, its items added).
     """
-    import os
-
     from flowzero.delivery.destination import parse_output
     from flowzero.delivery.stac import rebuild_catalog
-    from flowzero.errors import UsageError
 
     where = parse_output(destination, app.config)
     s3 = None

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
+from flowzero import plugins
 from flowzero.delivery.cloud import deliver_cloud_orders, is_cloud_order
 from flowzero.delivery.jobs import UNKNOWN_AOI, DeliveryPlan, plan_delivery
 from flowzero.delivery.leftovers import DeliveryLock
@@ -33,6 +34,7 @@ from flowzero.delivery.outcomes import (
 from flowzero.delivery.polling import Polled, Poller
 from flowzero.delivery.progress import TransferProgress
 from flowzero.delivery.s3requests import S3Requests, s3_requests
+from flowzero.downloaders.base import DownloadOptions
 from flowzero.errors import FlowzeroError
 from flowzero.models import FINAL_STATES, ORDER_STATES, FailureReason, Order, TransferJob, TransferResult
 from flowzero.redact import redact
@@ -220,9 +222,6 @@ def _deliver_wave(checked: list[_Checked], planet: Any, config: Any, settings: D
 
 def make_downloader(name: str, config: Any, overwrite: bool, progress: Any, planet: Any = None) -> Any:
     """The downloader plugin ``name`` with options from the config, paced with ``planet``'s download pacer."""
-    from flowzero import plugins
-    from flowzero.downloaders.base import DownloadOptions
-
     cls = plugins.get("downloaders", name)
     pacer = planet.limiter.pacer("downloads") if planet is not None and hasattr(planet, "limiter") else None
     options = DownloadOptions(

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flowzero.delivery.layout import join_key, split_result_name
+from flowzero.delivery.s3 import split_s3_url
+from flowzero.downloaders.sinks import LocalSink
 from flowzero.errors import ConfigError, UsageError
 
 if TYPE_CHECKING:
@@ -70,8 +74,6 @@ def check_writable_folder(folder: str, what: str) -> None:
     """A local destination is a folder (or can become one) that files can be created in: checked before anything
     is fetched, not once per file afterwards. The nearest existing folder is tried with a nameless temp file,
     so a read-only place, or one like /proc where nothing can be created even by root, is found at once."""
-    import tempfile
-
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise UsageError(f"{what}: {folder} is a file, not a folder", hint="give a folder; it is created if missing")
     existing = folder
@@ -93,15 +95,9 @@ def write_document(destination: Destination, key: str, data: bytes, s3: S3Reques
 
     ``s3`` makes the requests for an S3 destination (see :mod:`flowzero.delivery.s3requests`).
     """
-    import hashlib
-
-    from flowzero.downloaders.sinks import LocalSink
-
     digest = hashlib.sha256(data).hexdigest()
     target = destination.target(key)
     if destination.is_s3:
-        from flowzero.delivery.s3 import split_s3_url
-
         if s3 is None:
             raise ValueError("an S3 destination needs S3 requests")
         bucket, object_key = split_s3_url(target)

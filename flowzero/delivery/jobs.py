@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from flowzero import plugins
 from flowzero.delivery.destination import Destination
 from flowzero.delivery.layout import (
     UnsafeNameError,
@@ -46,8 +47,6 @@ class DeliveryPlan:
 
 def is_basemap_order(order_json: dict[str, Any], record: Order | None) -> bool:
     """A mosaic order: Planet says ``source_type: basemaps``, or its record's order type is a mosaic provider's."""
-    from flowzero import plugins
-
     if str(order_json.get("source_type", "")).lower() == "basemaps":
         return True
     return record is not None and plugins.order_kind(record.order_type) == "mosaics"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from flowzero.errors import TransferError
+from flowzero.errors import TransferError, UsageError
 
 PSSCOPE_ROOT = "planetscope analytic"
 BASEMAP_ROOT = "basemaps"
@@ -100,8 +100,6 @@ def scene_file_name(item_id: str, asset: str = "image") -> str:
 
 def parse_assets(text: str) -> tuple[str, ...]:
     """``"image,udm2"`` -> ``("image", "udm2")``; the image is always kept; an unknown name is a UsageError."""
-    from flowzero.errors import UsageError
-
     names = [part.strip().lower() for part in (text or "").split(",") if part.strip()]
     unknown = [n for n in names if n not in ASSETS]
     if unknown:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from flowzero.delivery.layout import join_key
 from flowzero.leases import process_alive
+from flowzero.redact import redact
 
 if TYPE_CHECKING:
     from flowzero.delivery.s3requests import S3Requests
@@ -95,7 +96,7 @@ class DeliveryLock:
         self._fd: int | None = None
 
     def __enter__(self) -> DeliveryLock:
-        import fcntl
+        import fcntl  # noqa: PLC0415 (POSIX only: importing this module must work without it)
 
         if self.destination is None:
             return self
@@ -112,8 +113,6 @@ class DeliveryLock:
             try:
                 self.cleaned = self._clean()
             except Exception as exc:
-                from flowzero.redact import redact
-
                 self.say(redact(f"could not clean up after earlier runs: {type(exc).__name__}: {exc}"))
             if self.cleaned:
                 self.say(f"cleaned {len(self.cleaned)} leftover(s) of an earlier, interrupted delivery")

@@ -16,6 +16,7 @@ from flowzero.delivery.destination import Destination, write_document
 from flowzero.delivery.jobs import DeliveryPlan, key_name, metadata_document
 from flowzero.delivery.layout import DEFAULT_ASSETS
 from flowzero.delivery.s3requests import S3Requests
+from flowzero.delivery.stac import CATALOG_KEY, record_delivery
 from flowzero.models import Order, TransferResult
 from flowzero.redact import redact
 
@@ -149,7 +150,6 @@ def catalog_delivery(outcome: OrderOutcome, plan: DeliveryPlan, order_json: dict
     """Once an order is delivered, add its items to the destination's STAC catalog (:mod:`flowzero.delivery.stac`)."""
     if not settings.catalog or outcome.category not in ("delivered", "partial"):
         return outcome
-    from flowzero.delivery.stac import CATALOG_KEY, record_delivery
 
     try:
         outcome.catalog = record_delivery(destination, plan, order_json, record, s3 if destination.is_s3 else None).root

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
+
+from flowzero import aws
 
 
 def make_s3_client(region: str = "", endpoint_url: str = "", max_workers: int = 8,
@@ -12,11 +15,7 @@ def make_s3_client(region: str = "", endpoint_url: str = "", max_workers: int = 
     Credentials come from botocore's chain (environment, profile, web identity, container, instance role), as
     for every downloader; without any, :func:`flowzero.aws.no_credentials_error` is raised at once.
     """
-    import os
-
     from botocore.config import Config as BotoConfig
-
-    from flowzero import aws
 
     access = aws.resolve(region, endpoint_url, profile)
     checksums = {}

@@ -14,6 +14,9 @@ import datetime as dt
 import functools
 from typing import Any, Callable, Protocol
 
+from flowzero import plugins
+from flowzero.delivery.s3 import client_from_config
+
 META_PREFIX = "x-amz-meta-"
 
 
@@ -45,7 +48,9 @@ class BotoRequests:
         self.client = client
 
     def head_metadata(self, bucket: str, key: str) -> dict[str, str] | None:
-        from flowzero.delivery.cloud.copy import head
+        # Not at the top: importing flowzero.delivery.cloud runs its __init__, which imports .arrange, which
+        # imports this module (a top-level import here fails with a partially initialised module).
+        from flowzero.delivery.cloud.copy import head  # noqa: PLC0415
 
         found = head(self.client, bucket, key)
         return None if found is None else {k.lower(): v for k, v in (found.get("Metadata") or {}).items()}
@@ -55,7 +60,7 @@ class BotoRequests:
         self.client.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type, Metadata=metadata)
 
     def get_document(self, bucket: str, key: str) -> bytes | None:
-        from flowzero.delivery.cloud.copy import is_not_found
+        from flowzero.delivery.cloud.copy import is_not_found  # noqa: PLC0415 (a cycle: see head_metadata)
 
         try:
             return self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
@@ -132,8 +137,6 @@ def s3_requests(config: Any, downloader: str = "") -> S3Requests:
     """The S3 requests of a delivery: the downloader's own when its class brings them (``s3_requests(config,
     reader)``: the Rust core's for ``fast``, so that path never loads boto3), boto3's otherwise."""
     if downloader:
-        from flowzero import plugins
-
         own = getattr(plugins.downloaders().get(downloader), "s3_requests", None)
         if callable(own):
             return own(config, lambda: boto_requests(config))
@@ -142,6 +145,4 @@ def s3_requests(config: Any, downloader: str = "") -> S3Requests:
 
 def boto_requests(config: Any) -> BotoRequests:
     """S3 requests through boto3 (reads, listings and writes)."""
-    from flowzero.delivery.s3 import client_from_config
-
     return BotoRequests(client_from_config(config))

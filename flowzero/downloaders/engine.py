@@ -1,7 +1,8 @@
 """The transfer of one job, shared by the ``threads`` and ``s5cmd`` downloaders.
 
 A :class:`TransferSession` holds the pooled HTTP client and (when needed) one S3 client for a whole run;
-``transfer_one`` is safe to call from many threads at once.
+``transfer_one`` is safe to call from many threads at once. It imports httpx (through :mod:`.http`) at the top:
+the downloaders import it inside the functions that transfer.
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ import mimetypes
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from flowzero.delivery.s3 import make_s3_client, split_s3_url
 from flowzero.downloaders.base import DownloadOptions
-from flowzero.downloaders.http import StreamRules, make_http_client, stream_to_sink
+from flowzero.downloaders.http import StreamRules, make_http_client, stream_to_sink  # noqa: TID253 (loaded late)
 from flowzero.downloaders.sinks import LocalSink, S3Sink, Sink
 from flowzero.downloaders.verify import (
     ChecksumMismatch,
@@ -195,8 +197,6 @@ class TransferSession:
 
 def run_pool(session: TransferSession, jobs: Sequence[TransferJob], workers: int) -> list[TransferResult]:
     """``session.transfer_one`` over ``workers`` threads; on Ctrl-C, running transfers stop and clean up."""
-    from concurrent.futures import ThreadPoolExecutor
-
     pool = ThreadPoolExecutor(max(1, min(workers, len(jobs))))
     try:
         results = list(pool.map(session.transfer_one, jobs))

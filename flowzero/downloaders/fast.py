@@ -56,7 +56,8 @@ class FastDownloader:
     def s3_requests(cls, config: Any, reader: Callable[[], Any]) -> Any:
         """The small S3 requests of a delivery through this downloader (metadata.json, cleaning after killed runs)
         made by the Rust core too, so the fast path never loads boto3; ``reader`` serves reads and listings."""
-        from flowzero.delivery.s3requests import FastRequests
+        # Imported here: this built-in plugin loads at `flowzero --help`, which does not load s3requests.
+        from flowzero.delivery.s3requests import FastRequests  # noqa: PLC0415
 
         access = aws.resolve(config.s3.region, config.s3.endpoint_url, config.s3.profile)
         objects = load_extension().S3Objects(

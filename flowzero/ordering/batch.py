@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
+from flowzero.chunking import split_date_range
 from flowzero.errors import AuthError, FlowzeroError, StorageError
+from flowzero.ordering.plan import apply_delivery
 from flowzero.ordering.submit import (
     ELSEWHERE,
     EXISTS,
@@ -23,6 +25,7 @@ from flowzero.ordering.submit import (
     WOULD_ORDER,
     Owner,
     SubmitResult,
+    reconcile_intents,
     submit_orders,
 )
 
@@ -125,8 +128,6 @@ class BatchReport:
 
 def plan_chunks(gages: list[Gage], max_months: int) -> list[Chunk]:
     """Every gage's range in pieces of at most ``max_months``, gage by gage in file order."""
-    from flowzero.chunking import split_date_range
-
     return [Chunk(gage, start, end) for gage in gages
             for start, end in split_date_range(gage.start, gage.end, max_months)]
 
@@ -163,9 +164,6 @@ def run_batch(
 
     ``delivery`` (a :class:`flowzero.delivery.cloud.block.CloudDelivery`) has Planet write into the user's bucket.
     """
-    from flowzero.ordering.plan import apply_delivery
-    from flowzero.ordering.submit import reconcile_intents
-
     owner = owner or Owner()
     if not dry_run:
         reconcile_intents(store, client, owner)

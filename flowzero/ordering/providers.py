@@ -13,6 +13,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Any, ClassVar, Optional, Protocol
 
 from flowzero.models import Scene, SearchRecord
+from flowzero.selection import quota_hectares
 
 if TYPE_CHECKING:
     from flowzero.config import Config
@@ -65,8 +66,6 @@ class SceneSearch:
 
     @property
     def quota_hectares(self) -> float:
-        from flowzero.selection import quota_hectares
-
         return quota_hectares(self.area_sqkm, len(self.selected))
 
 

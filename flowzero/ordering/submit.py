@@ -28,6 +28,7 @@ from flowzero.errors import AuthError, PlanetError
 from flowzero.leases import LeaseKeeper, holder_is_gone, worker_id
 from flowzero.models import REORDERABLE_STATES, Order
 from flowzero.ordering.plan import PlannedOrder, recorded_order
+from flowzero.planet.errors import OrderSubmissionUncertain
 
 if TYPE_CHECKING:
     from flowzero.storage import IntentClaim
@@ -102,8 +103,6 @@ class SubmitResult:
 
 def _is_uncertain(exc: BaseException) -> bool:
     """Did the POST reach Planet with no answer back (the client's "submission uncertain" error)?"""
-    from flowzero.planet.errors import OrderSubmissionUncertain
-
     return isinstance(exc, OrderSubmissionUncertain)
 
 

@@ -14,17 +14,21 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol
 
+from flowzero import plugins
+from flowzero.aoi import AOI, read_gages
+from flowzero.aoi import load_aoi as read_aoi
+from flowzero.chunking import parse_date
+from flowzero.delivery.cloud.block import CloudDelivery, resolve_delivery
 from flowzero.errors import UsageError
-from flowzero.ordering.providers import MOSAICS, SCENES
+from flowzero.ordering.batch import BatchReport, ChunkOutcome, plan_chunks, run_batch
+from flowzero.ordering.plan import apply_delivery
+from flowzero.ordering.providers import MOSAICS, SCENES, SceneSearch
 from flowzero.ordering.submit import ELSEWHERE, EXISTS, RECOVERED, SubmitResult, submit_orders
+from flowzero.planet.destinations import DestinationsClient
 
 if TYPE_CHECKING:
-    from flowzero.aoi import AOI
     from flowzero.config import Config
-    from flowzero.delivery.cloud.block import CloudDelivery
     from flowzero.models import Order
-    from flowzero.ordering.batch import BatchReport, ChunkOutcome
-    from flowzero.ordering.providers import SceneSearch
     from flowzero.planet.client import PlanetClient
     from flowzero.storage import OrderStore
 
@@ -63,8 +67,6 @@ class SubmitReport:
 
 def parse_range(start_date: str, end_date: str) -> tuple[date, date]:
     """``--start-date`` / ``--end-date`` as dates; a bad or reversed date is a one-line UsageError."""
-    from flowzero.chunking import parse_date
-
     start = parse_date(start_date, "--start-date")
     end = parse_date(end_date, "--end-date")
     if end < start:
@@ -74,16 +76,12 @@ def parse_range(start_date: str, end_date: str) -> tuple[date, date]:
 
 
 def load_aoi(path: str, name: Optional[str]) -> AOI:
-    from flowzero.aoi import load_aoi as read
-
-    return read(path, name)
+    return read_aoi(path, name)
 
 
 def provider(services: Services, kind: str, name: Optional[str] = None) -> Any:
     """The provider of ``kind`` (the one ``--provider`` names, else the one installed), bound to this run's
     Planet client and config."""
-    from flowzero import plugins
-
     cls = plugins.provider_for(kind, name)
     return cls(services.planet(), services.config)
 
@@ -95,11 +93,7 @@ def force_suffix() -> str:
 
 def cloud_target(services: Services, option: Optional[str], say: Say) -> Optional[CloudDelivery]:
     """The checked cloud delivery (None: download), resolved before anything is searched or ordered."""
-    from flowzero.delivery.cloud.block import resolve_delivery
-
     def lookup(ref: str) -> Optional[dict[str, Any]]:
-        from flowzero.planet.destinations import DestinationsClient
-
         return DestinationsClient(services.planet()).find(ref)
 
     target = resolve_delivery(option, services.config, lookup)
@@ -137,8 +131,6 @@ def submit(services: Services, *, aoi_path: str, aoi_name: Optional[str], start_
            provider_name: Optional[str] = None) -> SubmitReport:
     """Search, then order the selection clipped to the AOI, never twice. ``on_search`` hears of the search
     before anything is ordered; no selected scene: nothing is planned."""
-    from flowzero.ordering.plan import apply_delivery
-
     target = cloud_target(services, delivery, say)
     search = search_scenes(services, aoi_path=aoi_path, aoi_name=aoi_name, start_date=start_date,
                            end_date=end_date, cadence=cadence, num_bands=num_bands, bundle=bundle, say=say,
@@ -165,9 +157,6 @@ def batch_submit(services: Services, *, shp_path: str, gage_id_col: str, start_d
     """Every gage of a shapefile, its range in chunks of at most ``max_months``, one order per chunk with scenes.
 
     ``on_start(batch_id, gages, chunks)`` comes before the first search; ``on_chunk`` in the shapefile's order."""
-    from flowzero.aoi import read_gages
-    from flowzero.ordering.batch import plan_chunks, run_batch
-
     target = cloud_target(services, delivery, say)
     gages = read_gages(shp_path, gage_id_col, start_date_col, end_date_col)
     if not gages:
@@ -195,8 +184,6 @@ def order_basemap(services: Services, *, mosaic_name: str, aoi_path: str, aoi_na
                   force: bool, delivery: Optional[str], say: Say, on_result: OnResult,
                   on_recovered: Callable[[Order], None], provider_name: Optional[str] = None) -> SubmitReport:
     """The mosaic's quads over the AOI, clipped to it, never twice."""
-    from flowzero.ordering.plan import apply_delivery
-
     target = cloud_target(services, delivery, say)
     aoi = load_aoi(aoi_path, aoi_name)
     say(f"AOI {aoi.name} ({aoi.area_sqkm:,.2f} km²), mosaic {mosaic_name}")

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from flowzero.errors import PlanetError
+from flowzero.planet.errors import OrderSubmissionUncertain
 from flowzero.redact import add_secret
 
 if TYPE_CHECKING:
@@ -47,8 +48,6 @@ class DestinationsClient:
 
     def create(self, kind: str, parameters: dict[str, Any], name: str | None = None) -> dict[str, Any]:
         """Register a destination; Planet checks it can write to the bucket before it answers."""
-        from flowzero.planet.errors import OrderSubmissionUncertain
-
         for key in SECRET_PARAMETERS & set(parameters):
             add_secret(str(parameters[key]))
         body: dict[str, Any] = {"type": kind, "parameters": parameters}

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
+from flowzero.errors import PlanetError, UsageError
 from flowzero.hookspecs import hookimpl
+from flowzero.models import Order
 
 if TYPE_CHECKING:
     from flowzero.aoi import AOI
@@ -35,8 +37,6 @@ class BasemapProvider:
         Planet narrows the listing by name and by ``acquired__gt`` (a mosaic that starts on or after ``start``
         also ends after the day before it, whichever date Planet compares); the exact window is applied here.
         """
-        from flowzero.errors import UsageError
-
         if end < start:
             raise UsageError(f"the end date {end.isoformat()} is before the start date {start.isoformat()}",
                              hint="swap --start-date and --end-date")
@@ -55,8 +55,6 @@ class BasemapProvider:
 
     def mosaic(self, mosaic_name: str) -> dict[str, Any]:
         """The mosaic called ``mosaic_name``; a UsageError when Planet has none."""
-        from flowzero.errors import PlanetError, UsageError
-
         unknown = UsageError(f"no basemap mosaic named '{mosaic_name}'",
                              hint="run 'flowzero list-basemaps' to see the names")
         try:
@@ -71,9 +69,9 @@ class BasemapProvider:
 
     def plan(self, aoi: AOI, mosaic_name: str, *, suffix: str | None = None) -> list[PlannedOrder]:
         """The one order of ``mosaic_name`` over the AOI, recorded with the mosaic's acquisition dates."""
-        from flowzero.aoi import clip_geometry
-        from flowzero.models import Order
-        from flowzero.ordering.plan import plan_basemap_order
+        # Imported here: this built-in plugin loads at `flowzero --help`, which does not load these.
+        from flowzero.aoi import clip_geometry  # noqa: PLC0415
+        from flowzero.ordering.plan import plan_basemap_order  # noqa: PLC0415
 
         mosaic = self.mosaic(mosaic_name)
         clip = clip_geometry(aoi.geometry)

@@ -8,7 +8,9 @@ from __future__ import annotations
 from datetime import date
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
+from flowzero.errors import UsageError
 from flowzero.hookspecs import hookimpl
+from flowzero.models import Order
 
 if TYPE_CHECKING:
     from flowzero.aoi import AOI
@@ -34,11 +36,11 @@ class PSScopeProvider:
     def search(self, aoi: AOI, start: date, end: date, *, cadence: str = "daily",
                num_bands: str = "four_bands", bundle: str | None = None) -> SceneSearch:
         """Search every page, drop scenes under ``downloads.min_coverage_pct``, keep the best per interval."""
-        from flowzero.aoi import clip_geometry
-        from flowzero.errors import UsageError
-        from flowzero.ordering.providers import SceneSearch
-        from flowzero.planet.filters import build_search_filter
-        from flowzero.selection import (
+        # Imported here: this built-in plugin loads at `flowzero --help`, which does not load these.
+        from flowzero.aoi import clip_geometry  # noqa: PLC0415
+        from flowzero.ordering.providers import SceneSearch  # noqa: PLC0415
+        from flowzero.planet.filters import build_search_filter  # noqa: PLC0415
+        from flowzero.selection import (  # noqa: PLC0415
             CADENCES,
             choose_bundle,
             day_summary,
@@ -69,9 +71,8 @@ class PSScopeProvider:
     def plan(self, search: SceneSearch, *, batch_id: str | None = None,
              suffix: str | None = None) -> list[PlannedOrder]:
         """One clipped order per at most 500 selected scenes (names ``...-partN`` when split)."""
-        from flowzero.models import Order
-        from flowzero.ordering.plan import plan_scene_orders
-        from flowzero.selection import interval_key
+        from flowzero.ordering.plan import plan_scene_orders  # noqa: PLC0415 (start-up, as in search)
+        from flowzero.selection import interval_key  # noqa: PLC0415
 
         # What each delivered item's STAC entry and the coverage calendar need: its period, coverage and cloud.
         scenes = {s.id: {"acquired": s.acquired, "period": interval_key(s.acquired, search.cadence),

@@ -13,12 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from flowzero.sandbox.api import ApiError, bad_request
-
-if TYPE_CHECKING:
-    from flowzero.sandbox.destinations import Destinations
+from flowzero.sandbox.destinations import Destinations, check_parameters
 
 VERIFY_NAME = "planetverify.txt"
 MULTIPART_THRESHOLD = 8 * 1024 * 1024
@@ -110,8 +108,6 @@ class CloudDelivery:
                 raise bad_request(f"delivery.destination: unknown field(s) {', '.join(unknown)}",
                                   "delivery.destination")
         else:
-            from flowzero.sandbox.destinations import check_parameters
-
             parameters = check_parameters(kind, block, f"delivery.{kind}")
         return self._spec(kind, parameters, prefix)
 

@@ -11,6 +11,8 @@ import time
 from collections import deque
 from typing import Any
 
+from flowzero.sandbox.limits import PLANET_RATES
+
 OUTCOMES = ("success", "partial", "failed", "cancelled")
 
 # name -> (kind, default). Kinds: count (int >= 0), statuses (a count, or a list of 4xx/5xx statuses),
@@ -131,8 +133,6 @@ def _parse(name: str, value: Any) -> Any:
 
 def _per_class(name: str, kind: str, value: Any) -> dict[str, float] | None:
     """A ``rates`` or ``per_class`` switch as {endpoint class: number}, or None when off."""
-    from flowzero.sandbox.limits import PLANET_RATES
-
     if value is None or value is False:
         return None
     if value is True and kind == "rates":

@@ -25,9 +25,13 @@ from typing import Any, Callable
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from flowzero.localserver import HOST, LocalServer
+from flowzero.redact import redact
 from flowzero.sandbox.api import AUTH_MESSAGE, ApiError, bad_request, page_size
+from flowzero.sandbox.cloud import CloudDelivery
+from flowzero.sandbox.destinations import Destinations
 from flowzero.sandbox.faults import Faults, RequestLog
 from flowzero.sandbox.limits import DOWNLOADS_KEY, Meter, endpoint_class, refusal_message
+from flowzero.sandbox.payloads import PayloadStore
 from flowzero.sandbox.ranges import RangeNotSatisfiable, parse_range
 
 log = logging.getLogger("flowzero.sandbox")
@@ -45,10 +49,7 @@ class _App:
                  link_ttl: float, amazon_s3_endpoint: str | None = None) -> None:
         from flowzero.sandbox.basemaps import Basemaps
         from flowzero.sandbox.catalog import Catalog
-        from flowzero.sandbox.cloud import CloudDelivery
-        from flowzero.sandbox.destinations import Destinations
         from flowzero.sandbox.orders import OrderBook
-        from flowzero.sandbox.payloads import PayloadStore
         from flowzero.sandbox.searches import Searches
 
         self.url = url
@@ -163,9 +164,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._handle("DELETE")
 
     def log_message(self, format: str, *args: Any) -> None:
-        from flowzero.redact import redact  # request lines carry download tokens
-
-        log.debug("%s %s", self.address_string(), redact(format % args))
+        log.debug("%s %s", self.address_string(), redact(format % args))  # request lines carry download tokens
 
     # -- plumbing --------------------------------------------------------------------------------------------
 

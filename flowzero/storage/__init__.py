@@ -11,11 +11,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Optional, Protocol, runtime_checkable
 
-from flowzero.models import NOT_REORDERABLE_STATES, PENDING_STATES, REORDERABLE_STATES
+from flowzero.models import NOT_REORDERABLE_STATES, PENDING_STATES, REORDERABLE_STATES, Order, SearchRecord
 
 if TYPE_CHECKING:
     from flowzero.config import Config
-    from flowzero.models import Order, SearchRecord
 
 
 @dataclass

@@ -14,8 +14,10 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from flowzero.errors import UsageError
+from flowzero.aoi.naming import sanitize_name
+from flowzero.errors import AOIError, UsageError
 from flowzero.models import ORDER_STATES, Order
+from flowzero.redact import redact
 from flowzero.storage.records import format_timestamp
 
 if TYPE_CHECKING:
@@ -150,9 +152,6 @@ def _aoi_name(value: Any, order_id: str) -> str:
     """The record's AOI name under the rules every AOI name follows (:func:`flowzero.aoi.sanitize_name`): it names
     delivery folders and S3 keys, so one that climbs out (``../``), holds control characters or is too long makes
     the record invalid; odd characters become ``_``, as for names taken from file names."""
-    from flowzero.aoi.naming import sanitize_name
-    from flowzero.errors import AOIError
-
     try:
         text = _text(value, "aoi_name")
     except InvalidRecord as exc:
@@ -210,8 +209,6 @@ def legacy_record_to_order(record: Any, source: str = "orders.json") -> Order:
 
 def import_orders_json(store: OrderStore, path: Path) -> ImportReport:
     """Import every valid record not already in ``store``; the report counts each outcome."""
-    from flowzero.redact import redact
-
     records = read_legacy_file(path)
     report = ImportReport(path=str(path), total=len(records))
     for index, record in enumerate(records, start=1):

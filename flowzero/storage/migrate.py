@@ -9,6 +9,7 @@ A database whose newest migration is newer than this code knows is refused rathe
 
 from __future__ import annotations
 
+import importlib.resources
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -53,9 +54,7 @@ def bundled_migrations(package: str = "flowzero.storage") -> list[Migration]:
 
     Other SQL backends (the postgres plugin) ship their own folder and read it with the same rules.
     """
-    from importlib.resources import files
-
-    folder = files(package).joinpath("migrations")
+    folder = importlib.resources.files(package).joinpath("migrations")
     found = []
     for entry in folder.iterdir():
         match = _FILE_NAME.match(entry.name)

@@ -6,10 +6,16 @@ registry, so neither imports the other in a circle. Nothing else in flowzero nam
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit
+
+from flowzero import plugins
+from flowzero.config import Config, StorageConfig, mask_url_password
+from flowzero.errors import UsageError
 
 if TYPE_CHECKING:
-    from flowzero.config import Config
     from flowzero.storage import OrderStore
 
 DEFAULT_BACKEND = "sqlite"  # a built-in plugin (flowzero.plugins.DEFAULT_PLUGINS): always there
@@ -17,8 +23,6 @@ DEFAULT_BACKEND = "sqlite"  # a built-in plugin (flowzero.plugins.DEFAULT_PLUGIN
 
 def open_store(config: Config) -> OrderStore:
     """The store chosen by ``config.storage.backend`` (the registry's class of that name), ready to use."""
-    from flowzero import plugins
-
     cls = plugins.get("storage_backends", config.storage.backend or DEFAULT_BACKEND)
     return cls(config)
 
@@ -26,14 +30,6 @@ def open_store(config: Config) -> OrderStore:
 def open_store_url(target: str, config: Config, must_exist: bool = False) -> OrderStore:
     """The store a URL names: ``postgresql://...`` (whichever backend declares that scheme in
     ``url_schemes``), else ``sqlite:///path`` or a plain path to a SQLite file (created unless ``must_exist``)."""
-    import dataclasses
-    import os
-    from urllib.parse import unquote, urlsplit
-
-    from flowzero import plugins
-    from flowzero.config import StorageConfig, mask_url_password
-    from flowzero.errors import UsageError
-
     scheme = urlsplit(target).scheme.lower() if "://" in target else ""
     if scheme in ("", "sqlite", "file"):  # a file of the default backend
         path = unquote(urlsplit(target).path) if scheme else target

@@ -15,6 +15,7 @@ from typing import Any
 
 from flowzero.errors import StorageError
 from flowzero.models import Order
+from flowzero.redact import redact
 
 ORDER_COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Order))
 _BOOL_COLUMNS = frozenset({"clipped", "batch_order"})
@@ -33,8 +34,6 @@ def format_timestamp(moment: datetime) -> str:
 
 def dump_json(value: dict[str, Any]) -> str:
     """JSON text for the database, with secrets and URL tokens redacted."""
-    from flowzero.redact import redact
-
     text = json.dumps(value, sort_keys=True, default=str)
     return redact(text)
 

@@ -94,7 +94,8 @@ class SqliteOrderStore(SqlOrderStore):
         self._conn = self._connect()
         self._session = SqliteSession(self._conn)
         try:
-            from flowzero.storage.migrate import migrate
+            # Imported here: this built-in plugin loads at `flowzero --help`, which does not load migrate.
+            from flowzero.storage.migrate import migrate  # noqa: PLC0415
 
             with self._errors():
                 self.schema_version = migrate(self._conn, str(self.path))

@@ -9,12 +9,14 @@ another style. Rows go through :mod:`flowzero.storage.records`, so the contract 
 
 from __future__ import annotations
 
+import time
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Optional, Protocol, TypeVar
 
-from flowzero.models import NOT_REORDERABLE_STATES
-from flowzero.storage import IntentClaim
+from flowzero.models import NOT_REORDERABLE_STATES, Order, SearchRecord
+from flowzero.storage import CopyCounts, IntentClaim
 from flowzero.storage.records import (
     ORDER_COLUMNS,
     check_claim_args,
@@ -29,9 +31,6 @@ from flowzero.storage.records import (
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
-
-    from flowzero.models import Order, SearchRecord
-    from flowzero.storage import CopyCounts
 
 _SELECT = f"SELECT {', '.join(ORDER_COLUMNS)} FROM orders"
 _UPSERT = (
@@ -334,9 +333,6 @@ class SqlOrderStore(ABC):
     # -- searches (the coverage calendar) ---------------------------------------------------------------------
 
     def record_search(self, search: SearchRecord) -> str:
-        import time
-        import uuid
-
         # Time-ordered, so searches recorded within one millisecond still list in the order they were recorded.
         search_id = search.search_id or f"{time.time_ns():016x}-{uuid.uuid4().hex[:12]}"
         values = {**{c: getattr(search, c, None) for c in _SEARCH_COLUMNS}, "search_id": search_id,
@@ -346,8 +342,6 @@ class SqlOrderStore(ABC):
         return search_id
 
     def list_searches(self, aoi_name: Optional[str] = None, batch_id: Optional[str] = None) -> list[SearchRecord]:
-        from flowzero.models import SearchRecord
-
         clauses, params = [], []
         for column, value in (("aoi_name", aoi_name), ("batch_id", batch_id)):
             if value is not None:
@@ -376,7 +370,8 @@ class SqlOrderStore(ABC):
 
     def import_records(self, orders: Sequence[Order],
                        intents: Sequence[Mapping[str, Any]]) -> dict[str, CopyCounts]:
-        from flowzero.storage.copying import intent_stamp, plan_intents, plan_orders
+        # Imported here: this module loads at `flowzero --help` (the sqlite plugin's base), copying does not.
+        from flowzero.storage.copying import intent_stamp, plan_intents, plan_orders  # noqa: PLC0415
 
         now = utc_now()
         with self._write() as db:

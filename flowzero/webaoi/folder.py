@@ -16,6 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from flowzero.aoi import (
+    aoi_name_from_path,
+    geodesic_area_sqkm,
+    read_geojson,
+    sanitize_name,
+    to_geojson_dict,
+    validate_polygonal,
+)
 from flowzero.errors import AOIError, FlowzeroError
 
 SUFFIX = ".geojson"
@@ -47,8 +55,6 @@ class SavedAoi:
 
 def validate_name(raw: Any) -> str:
     """The file name stem for ``raw``; anything `sanitize_name` would change is refused, not silently fixed."""
-    from flowzero.aoi import sanitize_name
-
     if not isinstance(raw, str):
         raise AOIError("the AOI name must be text")
     name = sanitize_name(raw)
@@ -77,8 +83,6 @@ def _oriented(geometry: Any) -> Any:
 
 def validate_geometry(raw: Any, name: str) -> Any:
     """The drawn geometry as a valid WGS84 (Multi)Polygon, rounded and oriented; AOIError otherwise."""
-    from flowzero.aoi import validate_polygonal
-
     if not isinstance(raw, dict) or "type" not in raw:
         raise AOIError(f"AOI '{name}': the geometry must be a GeoJSON Polygon", hint="draw the area again")
     where = f"AOI '{name}'"
@@ -92,8 +96,6 @@ def _now() -> str:
 
 def feature_collection(name: str, geometry: Any, area_sqkm: float) -> dict[str, Any]:
     """The document written for one AOI: a FeatureCollection of one Feature (what convert-shp writes too)."""
-    from flowzero.aoi import to_geojson_dict
-
     return {"type": "FeatureCollection", "features": [{
         "type": "Feature",
         "properties": {"name": name, "area_sqkm": round(area_sqkm, 6), "created_at": _now(),
@@ -113,8 +115,6 @@ class AoiFolder:
 
     def list(self) -> list[SavedAoi]:
         """Every ``.geojson`` file of the folder, sorted by name; unreadable ones carry their error."""
-        from flowzero.aoi import aoi_name_from_path, read_geojson
-
         if not self.path.is_dir():
             return []
         found: list[SavedAoi] = []
@@ -135,8 +135,6 @@ class AoiFolder:
 
     def save(self, raw_name: Any, raw_geometry: Any, overwrite: bool = False) -> SavedAoi:
         """Validate and write one AOI; AoiExistsError if the file exists and ``overwrite`` is false."""
-        from flowzero.aoi import aoi_name_from_path, geodesic_area_sqkm, to_geojson_dict
-
         name = validate_name(raw_name)
         geometry = validate_geometry(raw_geometry, name)
         area = geodesic_area_sqkm(geometry)

@@ -17,16 +17,21 @@ import json
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
+from flowzero.delivery.cloud.block import redact_block
+from flowzero.delivery.cloud.copy import S3Arranger, describe_error, head
 from flowzero.delivery.destination import Destination, parse_output
+from flowzero.delivery.jobs import DeliveryPlan, plan_delivery
+from flowzero.delivery.manifest import Manifest, parse_manifest
+from flowzero.delivery.outcomes import DeliverySettings, OrderOutcome, catalog_delivery, conclude_delivery
+from flowzero.delivery.progress import TransferProgress
+from flowzero.delivery.s3 import make_s3_client, split_s3_url
+from flowzero.delivery.s3requests import BotoRequests
 from flowzero.errors import FlowzeroError, TransferError
 from flowzero.models import Order, TransferResult
-
-if TYPE_CHECKING:
-    from flowzero.delivery.jobs import DeliveryPlan
-    from flowzero.delivery.manifest import Manifest
-    from flowzero.delivery.outcomes import DeliverySettings, OrderOutcome
+from flowzero.planet.destinations import DestinationsClient
+from flowzero.redact import redact
 
 CLOUD_KINDS = ("s3_compatible", "amazon_s3", "destination")
 FINISHED = ("success", "partial")
@@ -66,8 +71,6 @@ def cloud_record(record: Order | None, order_json: dict[str, Any] | None) -> dic
     for kind in CLOUD_KINDS:
         inner = block.get(kind)
         if isinstance(inner, dict):
-            from flowzero.delivery.cloud.block import redact_block
-
             return {"mode": "cloud", "type": kind, "bucket": str(inner.get("bucket") or ""),
                     "path_prefix": str(inner.get("path_prefix") or ""),
                     "region": str(inner.get("region") or inner.get("aws_region") or ""),
@@ -83,8 +86,6 @@ def is_cloud_order(record: Order | None, order_json: dict[str, Any] | None) -> b
 
 def public_order(order_json: dict[str, Any]) -> dict[str, Any]:
     """The order's JSON as it may be written or shown: the delivery block's credentials masked."""
-    from flowzero.delivery.cloud.block import redact_block
-
     clean = copy.deepcopy(order_json)
     if "delivery" in clean:
         clean["delivery"] = redact_block(clean["delivery"])
@@ -96,8 +97,6 @@ def staging_of(info: dict[str, Any], planet: Any, config: Any) -> Staging:
     bucket, endpoint = str(info.get("bucket") or ""), str(info.get("endpoint") or "")
     region = str(info.get("region") or "")
     if not bucket and info.get("ref") and planet is not None:
-        from flowzero.planet.destinations import DestinationsClient
-
         found = DestinationsClient(planet).find(str(info["ref"])) or {}
         parameters = found.get("parameters") or {}
         bucket = str(parameters.get("bucket") or "")
@@ -111,8 +110,6 @@ def staging_of(info: dict[str, Any], planet: Any, config: Any) -> Staging:
 
 
 def _client(config: Any, staging: Staging, cache: dict[tuple[str, str], Any]) -> Any:
-    from flowzero.delivery.s3 import make_s3_client
-
     endpoint = config.s3.endpoint_url or staging.endpoint
     region = staging.region or config.s3.region
     if (endpoint, region) not in cache:
@@ -124,9 +121,6 @@ def _client(config: Any, staging: Staging, cache: dict[tuple[str, str], Any]) ->
 
 def read_manifest(client: Any, staging: Staging, order_id: str) -> Manifest:
     """The order's manifest.json as Planet wrote it into the bucket."""
-    from flowzero.delivery.cloud.copy import describe_error
-    from flowzero.delivery.manifest import parse_manifest
-
     key = staging.key(order_id, "manifest.json")
     try:
         body = client.get_object(Bucket=staging.bucket, Key=key)["Body"].read()
@@ -153,8 +147,6 @@ def staged_order(order_json: dict[str, Any], manifest: Manifest, staging: Stagin
 
 def arrange_in_bucket(plan: DeliveryPlan, client: Any, config: Any, overwrite: bool) -> list[TransferResult]:
     """Every job of ``plan`` placed by verified server-side copy, concurrently; one result per job."""
-    from flowzero.delivery.cloud.copy import S3Arranger
-
     if not plan.jobs:
         return []
     arranger = S3Arranger(client, overwrite=overwrite)
@@ -173,9 +165,6 @@ def _arranged_at(record: Order | None, staging: Staging) -> Destination:
 def presign_sources(plan: DeliveryPlan, client: Any, arranged: Destination) -> None:
     """Point each job at a presigned URL of its staged object or, once that was arranged and deleted, of the
     arranged copy, so any downloader can fetch it over HTTP with its usual verification."""
-    from flowzero.delivery.cloud.copy import head
-    from flowzero.delivery.s3 import split_s3_url
-
     for job, key in zip(plan.jobs, plan.keys):
         bucket, object_key = split_s3_url(job.url)
         if head(client, bucket, object_key) is None:
@@ -186,8 +175,6 @@ def presign_sources(plan: DeliveryPlan, client: Any, arranged: Destination) -> N
 
 def _fetch(plan: DeliveryPlan, config: Any, settings: DeliverySettings, run_downloader: RunDownloader
            ) -> list[TransferResult]:
-    from flowzero.delivery.progress import TransferProgress
-
     if not plan.jobs:
         return []
     with TransferProgress(settings.show_progress) as progress:
@@ -198,10 +185,6 @@ def _fetch(plan: DeliveryPlan, config: Any, settings: DeliverySettings, run_down
 def _deliver_one(outcome: OrderOutcome, record: Order | None, order_json: dict[str, Any], info: dict[str, Any],
                  planet: Any, config: Any, settings: DeliverySettings, say: Say,
                  clients: dict[tuple[str, str], Any], run_downloader: RunDownloader) -> OrderOutcome:
-    from flowzero.delivery.jobs import plan_delivery
-    from flowzero.delivery.outcomes import catalog_delivery, conclude_delivery
-    from flowzero.delivery.s3requests import BotoRequests
-
     order_id = outcome.order_id
     staging = staging_of(info, planet, config)
     client = _client(config, staging, clients)
@@ -236,8 +219,6 @@ def deliver_cloud_orders(checked: Sequence[Any], outcomes: list[OrderOutcome], p
     ``order_json``, ``error``), in the same order as ``outcomes``; ``run_downloader`` moves the files of an
     order fetched to a folder (the orchestration's, so both go through the same downloader set-up).
     """
-    from flowzero.redact import redact
-
     result = list(outcomes)
     clients: dict[tuple[str, str], Any] = {}
     for index, item in enumerate(checked):

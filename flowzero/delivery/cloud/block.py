@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from flowzero.errors import ConfigError, UsageError
+from flowzero.redact import add_secret, redact
 
 if TYPE_CHECKING:
     from flowzero.config import Config
@@ -94,8 +95,6 @@ def _prefixed(prefix: str) -> dict[str, str]:
 def aws_keys() -> tuple[str, str]:
     """The long-lived key pair from the AWS chain; both are remembered as secrets for redaction."""
     import boto3
-
-    from flowzero.redact import add_secret, redact
 
     try:
         found = boto3.session.Session().get_credentials()

@@ -20,6 +20,8 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from flowzero.selection import acquired_datetime
+
 if TYPE_CHECKING:
     from flowzero.delivery.stac.files import CatalogFiles
 
@@ -70,8 +72,6 @@ def _extent(items: Sequence[dict[str, Any]], aoi: dict[str, Any] | None) -> Any:
     import pystac
     from shapely.geometry import box, shape
     from shapely.ops import unary_union
-
-    from flowzero.selection import acquired_datetime
 
     shapes = [shape(aoi)] if aoi else [box(*i["bbox"]) for i in items if i.get("bbox")]
     bbox = list(unary_union(shapes).bounds) if shapes else [-180.0, -90.0, 180.0, 90.0]

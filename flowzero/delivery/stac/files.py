@@ -6,8 +6,11 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Optional
 
+from flowzero.delivery.destination import Destination, write_document
+from flowzero.delivery.layout import join_key
+from flowzero.delivery.s3 import split_s3_url
+
 if TYPE_CHECKING:
-    from flowzero.delivery.destination import Destination
     from flowzero.delivery.s3requests import S3Requests
 
 
@@ -34,8 +37,6 @@ class CatalogFiles:
     def read(self, key: str) -> bytes | None:
         target = self.destination.target(key)
         if self.destination.is_s3:
-            from flowzero.delivery.s3 import split_s3_url
-
             return self._requests().get_document(*split_s3_url(target))
         try:
             return Path(target).read_bytes()
@@ -44,8 +45,6 @@ class CatalogFiles:
 
     def write(self, key: str, data: bytes) -> bool:
         """Write ``data`` at ``key``; False when it was already there, identical."""
-        from flowzero.delivery.destination import write_document
-
         if not self.destination.is_s3:
             Path(self.destination.target(key)).parent.mkdir(parents=True, exist_ok=True)
         return write_document(self.destination, key, data, self._requests() if self.destination.is_s3 else None)
@@ -53,8 +52,6 @@ class CatalogFiles:
     def keys(self, prefix: str) -> list[str]:
         """Relative keys of every document under ``prefix`` (a folder key ending in ``/``), sorted."""
         if self.destination.is_s3:
-            from flowzero.delivery.layout import join_key
-
             full = join_key(self.destination.prefix, prefix)
             skip = len(full) - len(prefix)
             return [key[skip:] for key in self._requests().list_keys(self.destination.root, full)]

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
+from flowzero.selection import acquired_datetime
+
 if TYPE_CHECKING:
     import pystac
 
@@ -129,8 +131,6 @@ def _footprint(planet_geometry: dict[str, Any] | None, clip: dict[str, Any] | No
 
 
 def _acquired(item_id: str, planet: dict[str, Any], recorded: dict[str, Any]) -> datetime:
-    from flowzero.selection import acquired_datetime
-
     text = planet.get("acquired") or recorded.get("acquired")
     if text:
         return acquired_datetime(str(text))

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Optional
 
+from flowzero.delivery.jobs import DeliveryPlan, is_basemap_order
+from flowzero.delivery.layout import mosaic_period
 from flowzero.delivery.stac.catalog import (
     CATALOG_KEY,
     aoi_key,
@@ -21,12 +23,12 @@ from flowzero.delivery.stac.catalog import (
     relink_collection,
     relink_root,
 )
+from flowzero.delivery.stac.files import CatalogFiles
+from flowzero.delivery.stac.items import group_quads, group_scenes, quad_item, scene_item
 
 if TYPE_CHECKING:
     from flowzero.delivery.destination import Destination
-    from flowzero.delivery.jobs import DeliveryPlan
     from flowzero.delivery.s3requests import S3Requests
-    from flowzero.delivery.stac.files import CatalogFiles
     from flowzero.models import Order
 
 
@@ -67,10 +69,6 @@ def _planet_json(files: CatalogFiles, key: str | None) -> dict[str, Any]:
 def order_items(plan: DeliveryPlan, order_json: dict[str, Any], record: Order | None,
                 files: CatalogFiles) -> list[Any]:
     """The pystac Items of one delivered order (scenes or quads)."""
-    from flowzero.delivery.jobs import is_basemap_order
-    from flowzero.delivery.layout import mosaic_period
-    from flowzero.delivery.stac.items import group_quads, group_scenes, quad_item, scene_item
-
     clip = _clip(order_json, record)
     if is_basemap_order(order_json, record):
         mosaic = (record.mosaic_name if record else None) or next(
@@ -93,8 +91,6 @@ def record_delivery(destination: Destination, plan: DeliveryPlan, order_json: di
     Call it after every file of ``plan`` is verified there. Idempotent (a rerun writes nothing) and safe while
     other runs deliver to the same destination.
     """
-    from flowzero.delivery.stac.files import CatalogFiles
-
     files = CatalogFiles(destination, s3)
     collection_id = (record.aoi_name if record else None) or plan.folder.rsplit("/", 1)[-1] or "UnknownAOI"
     update = CatalogUpdate(destination.target(CATALOG_KEY), collections=[collection_id])
@@ -113,8 +109,6 @@ def record_delivery(destination: Destination, plan: DeliveryPlan, order_json: di
 
 def rebuild_catalog(destination: Destination, s3: Optional[Callable[[], S3Requests]] = None) -> CatalogUpdate:
     """Relink every collection and the root from the item files present (``flowzero stac DEST``)."""
-    from flowzero.delivery.stac.files import CatalogFiles
-
     files = CatalogFiles(destination, s3)
     update = CatalogUpdate(destination.target(CATALOG_KEY))
     for collection_id in collections_present(files):

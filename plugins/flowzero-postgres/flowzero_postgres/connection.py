@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
 
-from flowzero.api import StorageError, mask_url_password
+from flowzero.api import StorageError, add_secret, mask_url_password
 
 if TYPE_CHECKING:
     import psycopg
@@ -45,8 +45,6 @@ class DatabaseUrl:
         self.shown = mask_url_password(value)
         self._secrets = {s for s in (password, unquote(password or ""), quote(unquote(password or ""), safe=""),
                                      os.environ.get("PGPASSWORD")) if s and len(s) >= 4}
-        from flowzero.api import add_secret
-
         for secret in self._secrets:
             add_secret(secret)
 

@@ -46,7 +46,7 @@ class PostgresOrderStore(SqlOrderStore):
     def __init__(self, config: Union[Config, str], pool_size: int = POOL_MAX_SIZE) -> None:
         from psycopg_pool import ConnectionPool
 
-        from flowzero_postgres.migrate import migrate
+        from flowzero_postgres.migrate import migrate  # noqa: PLC0415 (loads flowzero's migrations: not at --help)
 
         self.url = DatabaseUrl(config if isinstance(config, str) else config.storage.url)
         self.location = self.url.shown

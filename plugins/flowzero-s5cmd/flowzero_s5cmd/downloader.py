@@ -7,15 +7,26 @@ Only the standard library and light flowzero modules are imported here; the rest
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
 import subprocess
 import tempfile
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, distribution
 from typing import Any, ClassVar
 
-from flowzero.api import DownloadOptions, TransferJob, TransferResult
+from flowzero.api import (
+    DownloadOptions,
+    ThreadsDownloader,
+    TransferJob,
+    TransferResult,
+    process_alive,
+    redact,
+    resolve_aws,
+    warn,
+)
 
 BINARY_ENV = "FLOWZERO_S5CMD"
 STAGING_PREFIX = "flowzero-s5cmd-"  # + "<pid>-<random>" in the system temp folder
@@ -28,8 +39,6 @@ def find_s5cmd() -> str | None:
     if explicit is not None:
         return explicit if os.path.isfile(explicit) and os.access(explicit, os.X_OK) else None
     try:
-        from importlib.metadata import PackageNotFoundError, distribution
-
         for entry in distribution("s5cmd").files or []:
             if str(entry).replace("\\", "/").startswith("s5cmd/bin/s5cmd"):
                 path = str(entry.locate())
@@ -41,8 +50,6 @@ def find_s5cmd() -> str | None:
 
 
 def _warn(message: str) -> None:
-    from flowzero.api import warn
-
     warn(message)
 
 
@@ -68,8 +75,6 @@ class S5cmdDownloader:
 
     def transfer(self, jobs: Sequence[TransferJob]) -> list[TransferResult]:
         """One result per job, in order; local destinations and a missing binary go through ``threads``."""
-        from flowzero.api import ThreadsDownloader
-
         results: list[TransferResult | None] = [None] * len(jobs)
         s3_index = [i for i, job in enumerate(jobs) if job.destination.startswith("s3://")]
         local_index = [i for i, job in enumerate(jobs) if not job.destination.startswith("s3://")]
@@ -92,7 +97,7 @@ class S5cmdDownloader:
     # -- the s5cmd path --------------------------------------------------------------------------------------
 
     def _upload_with_s5cmd(self, binary: str, jobs: list[TransferJob]) -> list[TransferResult]:
-        from flowzero.api import TransferSession
+        from flowzero.api import TransferSession  # noqa: PLC0415 (the engine: httpx)
 
         opts = self.options
         results: list[TransferResult | None] = [None] * len(jobs)
@@ -119,7 +124,7 @@ class S5cmdDownloader:
 
     def _skip_present(self, session: Any, jobs: list[TransferJob],
                       results: list[TransferResult | None]) -> list[int]:
-        from flowzero.api import S3CredentialsError
+        from flowzero.api import S3CredentialsError  # noqa: PLC0415 (the engine: httpx)
 
         pending = []
         for i, job in enumerate(jobs):
@@ -141,9 +146,7 @@ class S5cmdDownloader:
     def _stage(self, jobs: list[TransferJob], pending: list[int], staging: str,
                results: list[TransferResult | None]) -> dict[int, tuple[str, str, int]]:
         """Download and verify into the staging folder; returns index -> (path, digest, size)."""
-        import dataclasses
-
-        from flowzero.api import TransferSession, run_pool
+        from flowzero.api import TransferSession, run_pool  # noqa: PLC0415 (the engine: httpx)
 
         staged_jobs = {i: dataclasses.replace(jobs[i], destination=os.path.join(staging, f"{i:06d}.part"))
                        for i in pending}
@@ -164,9 +167,10 @@ class S5cmdDownloader:
         return staged
 
     def _command(self, job: TransferJob, path: str, digest: str) -> str:
-        import mimetypes
+        # Imported here: this plugin loads at `flowzero --help`, which does not load these.
+        import mimetypes  # noqa: PLC0415
 
-        from flowzero.api import StreamHasher
+        from flowzero.api import StreamHasher  # noqa: PLC0415
 
         algorithm = StreamHasher(job).algorithm
         part_mib = max(5, self.options.part_size // (1024 * 1024))
@@ -179,8 +183,6 @@ class S5cmdDownloader:
 
     def _run(self, binary: str, staging: str, commands: dict[int, str]) -> dict[str, str]:
         """One ``s5cmd run`` over a command file; returns error messages by destination URL."""
-        from flowzero.api import redact, resolve_aws
-
         command_file = os.path.join(staging, "commands.txt")
         with open(command_file, "w", encoding="utf-8") as handle:
             handle.write("\n".join(commands.values()) + "\n")
@@ -214,7 +216,7 @@ class S5cmdDownloader:
 
     def _verify_upload(self, session: Any, job: TransferJob, digest: str, size: int,
                        errors: dict[str, str]) -> TransferResult:
-        from flowzero.api import StreamHasher, s3_copy_verified, split_s3_url
+        from flowzero.api import StreamHasher, s3_copy_verified, split_s3_url  # noqa: PLC0415 (start-up)
 
         algorithm = StreamHasher(job).algorithm
         expected = TransferJob(url=job.url, destination=job.destination, size=size, name=job.name,
@@ -231,8 +233,6 @@ class S5cmdDownloader:
 
 def _remove_stale_staging() -> None:
     """Staging folders of runs that were killed (their process is gone) are removed: they hold whole files."""
-    from flowzero.api import process_alive
-
     root = tempfile.gettempdir()
     try:
         names = os.listdir(root)
@@ -256,8 +256,6 @@ def _unquotable(job: TransferJob, path: str) -> bool:
 
 
 def _failed(job: TransferJob, message: str) -> TransferResult:
-    from flowzero.api import redact
-
     return TransferResult(job, ok=False, error=redact(message))
 
 
