@@ -50,7 +50,9 @@ def tests(session: nox.Session) -> None:
         session.install("ruff")
         session.run("ruff", "check", ".")
     session.run("cargo", "test", "--quiet", "--lib", "--no-default-features", external=True)
-    session.run("pytest", *(session.posargs or ["-q"]))
+    # One worker per core (pytest-xdist): most tests wait on servers and subprocesses, so two workers on two cores
+    # take about half the time. Every fixture is per worker (servers on free ports, files under tmp_path).
+    session.run("pytest", *(session.posargs or ["-q", "-n", "auto"]))
 
 
 @nox.session

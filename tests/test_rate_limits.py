@@ -116,9 +116,9 @@ def test_a_paced_run_stays_within_every_limit_and_delivers_everything(planet: Pl
 @pytest.mark.parametrize(("downloader", "retry_after"), [("threads", True), ("fast", False)])
 def test_too_fast_a_client_meets_429s_and_still_delivers_every_file(planet: Planet, downloader: str,
                                                                     retry_after: bool) -> None:
-    """flowzero told Planet allows 8 times what it does: it is refused, slows down, loses nothing."""
+    """flowzero told Planet allows 4 times what it does: it is refused, slows down, loses nothing."""
     order_id = _submit(planet)
-    planet.sandbox.set_faults(planet_limits={name: max(1, rate // 2) for name, rate in PLANET_RATES.items()},
+    planet.sandbox.set_faults(planet_limits={name: max(1, rate // SCALE) for name, rate in LIMITS.items()},
                               planet_limits_retry_after=retry_after)
     planet.sandbox.reset_stats()
     done = planet.cli("check-order-status", order_id, "--wait", "--output", str(planet.out), "--downloader",
