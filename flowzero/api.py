@@ -51,9 +51,9 @@ from flowzero.storage.records import check_claim_args, format_timestamp
 from flowzero.storage.sqlstore import Session, SqlOrderStore
 
 if TYPE_CHECKING:  # what the lazy names below are, for type checkers
-    from flowzero.delivery.s3 import split_s3_url
     from flowzero.downloaders.engine import S3CredentialsError, TransferSession, run_pool
     from flowzero.downloaders.verify import StreamHasher, s3_copy_verified
+    from flowzero.s3 import split_s3_url
     from flowzero.storage.migrate import Migration, apply_migrations, bundled_migrations
 
 # Loaded on first use (name -> module): the engine imports httpx; the others are modules `flowzero --help` does not
@@ -64,7 +64,7 @@ _LAZY = {
     "S3CredentialsError": "flowzero.downloaders.engine",
     "StreamHasher": "flowzero.downloaders.verify",
     "s3_copy_verified": "flowzero.downloaders.verify",
-    "split_s3_url": "flowzero.delivery.s3",
+    "split_s3_url": "flowzero.s3",
     "Migration": "flowzero.storage.migrate",
     "bundled_migrations": "flowzero.storage.migrate",
     "apply_migrations": "flowzero.storage.migrate",

@@ -25,15 +25,21 @@ def _modules() -> dict[str, Path]:
     return found
 
 
-def _imports(path: Path, modules: dict[str, Path]) -> set[str]:
-    """Every flowzero module ``path`` imports, wherever the import is (in functions, under TYPE_CHECKING too)."""
+def _imports(path: Path, modules: dict[str, Path], runtime_only: bool = False) -> set[str]:
+    """Every flowzero module ``path`` imports, wherever the import is (in functions, under TYPE_CHECKING too;
+    ``runtime_only`` leaves out the type-only ones under ``if TYPE_CHECKING:``, which describe and do not load)."""
     def owner(dotted: str) -> str | None:
         while dotted and dotted not in modules:
             dotted = dotted.rpartition(".")[0]
         return dotted or None
 
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    if runtime_only:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+                node.body = [ast.Pass()]
     targets: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("flowzero"):
             assert node.module is not None
             for alias in node.names:
@@ -98,3 +104,39 @@ def test_no_core_module_imports_a_built_in_plugin() -> None:
             continue
         offenders += [f"{name} -> {target}" for target in _imports(path, modules) if within(target, BUILT_IN_PLUGINS)]
     assert offenders == []
+
+
+# The layers of docs/architecture.md, top first; a module may import its own layer and the ones below it.
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("flowzero.cli", "flowzero.demo", "flowzero.api", "flowzero.__main__"),
+    ("flowzero.providers", "flowzero.storage.sqlite", "flowzero.downloaders.threads", "flowzero.downloaders.fast"),
+    ("flowzero.ordering", "flowzero.delivery", "flowzero.coverage", "flowzero.webaoi"),
+    ("flowzero.planet", "flowzero.downloaders", "flowzero.storage", "flowzero.aoi", "flowzero.selection",
+     "flowzero.chunking"),
+    ("flowzero.sandbox",),
+    ("flowzero.config", "flowzero.pacing", "flowzero.plugins", "flowzero.leases", "flowzero.hookspecs",
+     "flowzero.models", "flowzero.errors", "flowzero.redact", "flowzero.localserver", "flowzero.aws", "flowzero.s3",
+     "flowzero.transient", "flowzero.data", "flowzero"),
+)
+
+
+def _layer(name: str) -> int:
+    """The layer of a module: the most specific place that names it (``flowzero.downloaders.fast`` before
+    ``flowzero.downloaders``)."""
+    best, depth = len(LAYERS), -1
+    for number, places in enumerate(LAYERS):
+        for place in places:
+            if (name == place or name.startswith(place + ".")) and place.count(".") > depth:
+                best, depth = number, place.count(".")
+    return best
+
+
+def test_every_module_has_a_layer() -> None:
+    assert [name for name in _modules() if _layer(name) == len(LAYERS)] == []
+
+
+def test_imports_point_down_the_layers() -> None:
+    modules = _modules()
+    upward = [f"{name} -> {target}" for name, path in modules.items()
+              for target in _imports(path, modules, runtime_only=True) if _layer(target) < _layer(name)]
+    assert upward == []

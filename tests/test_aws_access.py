@@ -367,7 +367,7 @@ def test_sso_profile_with_a_cached_token(fileserver: FileServer, bucket: S3Bucke
 def test_boto3_sends_plain_bodies_to_s3_compatible_endpoints(monkeypatch: pytest.MonkeyPatch) -> None:
     """botocore's aws-chunked checksum trailers (HTTPS) are refused by many S3-compatible servers (rclone, MinIO,
     Ceph releases): a custom endpoint gets plain bodies unless the user asked otherwise; AWS keeps the default."""
-    from flowzero.delivery.s3 import make_s3_client
+    from flowzero.s3 import make_s3_client
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIACHECKSUMS0001")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")

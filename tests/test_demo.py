@@ -92,3 +92,18 @@ def test_quiet_demo_prints_only_the_result_and_a_bad_dir_is_one_line(tmp_path: P
     (tmp_path / "a-file").write_text("x")
     bad = _demo(tmp_path, "demo", "--dir", "a-file")
     assert bad.returncode == 2 and "is a file" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_the_readme_loads_the_demos_catalog_in_three_lines(tmp_path: Path) -> None:
+    """The README's Python block, as written, against what `flowzero demo` leaves in ./flowzero-demo."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    block = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    code = "\n".join(line.strip() for line in block.splitlines())
+    assert len(code.splitlines()) == 3
+    demo = _demo(tmp_path, "--quiet", "demo")
+    assert demo.returncode == 0, demo.stderr
+    check = code + "\nprint(len(items), dict(data.sizes)['time'], sorted(data.data_vars))"
+    loaded = subprocess.run([sys.executable, "-c", check], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert loaded.returncode == 0, loaded.stderr[-2000:]
+    count, times, variables = loaded.stdout.split(" ", 2)
+    assert int(count) >= 3 and int(times) >= 1 and "image" in variables

@@ -11,7 +11,7 @@ import pytest
 from flowzero.config import load_config
 from flowzero.delivery.destination import Destination, write_document
 from flowzero.delivery.leftovers import abort_stale_uploads
-from flowzero.delivery.s3requests import FastRequests, S3Requests, parse_time, s3_requests
+from flowzero.delivery.s3requests import ObjectRequests, S3Requests, parse_time, s3_requests
 
 IMPLEMENTATIONS = ["threads", "fast"]  # the downloader decides which one a delivery uses
 
@@ -28,8 +28,8 @@ def requests(request: pytest.FixtureRequest, s3_bucket: Any) -> S3Requests:
 
 def test_the_fast_downloader_gets_the_rust_requests(s3_bucket: Any) -> None:
     config = config_for(s3_bucket)
-    assert isinstance(s3_requests(config, "fast"), FastRequests)
-    assert not isinstance(s3_requests(config, "s5cmd"), FastRequests)
+    assert isinstance(s3_requests(config, "fast"), ObjectRequests)
+    assert not isinstance(s3_requests(config, "s5cmd"), ObjectRequests)
 
 
 def test_put_and_head_round_trip_metadata(requests: S3Requests, s3_bucket: Any) -> None:

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flowzero.delivery.layout import join_key, split_result_name
-from flowzero.delivery.s3 import split_s3_url
 from flowzero.downloaders.sinks import LocalSink
 from flowzero.errors import ConfigError, UsageError
+from flowzero.s3 import split_s3_url
 
 if TYPE_CHECKING:
     from flowzero.delivery.s3requests import S3Requests

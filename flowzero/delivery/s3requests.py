@@ -2,10 +2,10 @@
 killed runs' uploads.
 
 One small interface, two implementations: boto3 for the threads, s5cmd and third-party downloaders (boto3's
-full credential chain: profiles, SSO, instance roles), and the Rust core's ``S3Objects`` for the ``fast``
-downloader, whose runs then never import boto3 (its start-up costs about 0.4 s of CPU per run) and use the
-same credentials, endpoint and signer as the transfers themselves. Reading and listing (only the STAC catalog's
-rebuild needs them) go through boto3 on both.
+full credential chain: profiles, SSO, instance roles), and a downloader's own S3 client where its class offers one
+(``s3_objects(config)``; the Rust core's ``S3Objects`` for ``fast``, whose runs then never import boto3, at
+about 0.4 s of CPU per run, and use the same credentials, endpoint and signer as the transfers themselves).
+Reading and listing (only the STAC catalog's rebuild needs them) go through boto3 on both.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import functools
 from typing import Any, Callable, Protocol
 
 from flowzero import plugins
-from flowzero.delivery.s3 import client_from_config
+from flowzero.s3 import client_from_config
 
 META_PREFIX = "x-amz-meta-"
 
@@ -88,8 +88,9 @@ class BotoRequests:
         self.client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
 
 
-class FastRequests:
-    """:class:`S3Requests` over the Rust core (``flowzero._fast.S3Objects``); reads and listings by boto3."""
+class ObjectRequests:
+    """:class:`S3Requests` over a downloader's own S3 client (``s3_objects``: the Rust core's ``S3Objects`` for
+    ``fast``: ``head``, ``put``, ``list_uploads``, ``abort``); reads and listings by boto3."""
 
     def __init__(self, objects: Any, boto: Callable[[], BotoRequests] | None = None) -> None:
         self.objects = objects
@@ -134,12 +135,12 @@ def parse_time(text: str) -> dt.datetime | None:
 
 
 def s3_requests(config: Any, downloader: str = "") -> S3Requests:
-    """The S3 requests of a delivery: the downloader's own when its class brings them (``s3_requests(config,
-    reader)``: the Rust core's for ``fast``, so that path never loads boto3), boto3's otherwise."""
+    """The S3 requests of a delivery: through the downloader's own S3 client when its class offers one
+    (``s3_objects(config)``: the Rust core's for ``fast``, so that path never loads boto3), boto3's otherwise."""
     if downloader:
-        own = getattr(plugins.downloaders().get(downloader), "s3_requests", None)
+        own = getattr(plugins.downloaders().get(downloader), "s3_objects", None)
         if callable(own):
-            return own(config, lambda: boto_requests(config))
+            return ObjectRequests(own(config), lambda: boto_requests(config))
     return boto_requests(config)
 
 

@@ -15,7 +15,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from flowzero.delivery.s3 import make_s3_client, split_s3_url
 from flowzero.downloaders.base import DownloadOptions
 from flowzero.downloaders.http import StreamRules, make_http_client, stream_to_sink  # noqa: TID253 (loaded late)
 from flowzero.downloaders.sinks import LocalSink, S3Sink, Sink
@@ -29,6 +28,7 @@ from flowzero.errors import TransferError
 from flowzero.models import FailureReason, TransferJob, TransferResult
 from flowzero.pacing import Pacer
 from flowzero.redact import redact
+from flowzero.s3 import make_s3_client, split_s3_url
 
 _REFUSED_CODES = frozenset({"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken",
                             "InvalidToken", "TokenRefreshRequired", "InvalidClientTokenId"})

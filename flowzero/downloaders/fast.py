@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from types import ModuleType
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 from flowzero import aws
 from flowzero.downloaders.base import DownloadOptions
@@ -53,17 +53,13 @@ class FastDownloader:
         self.options = options
 
     @classmethod
-    def s3_requests(cls, config: Any, reader: Callable[[], Any]) -> Any:
-        """The small S3 requests of a delivery through this downloader (metadata.json, cleaning after killed runs)
-        made by the Rust core too, so the fast path never loads boto3; ``reader`` serves reads and listings."""
-        # Imported here: this built-in plugin loads at `flowzero --help`, which does not load s3requests.
-        from flowzero.delivery.s3requests import FastRequests  # noqa: PLC0415
-
+    def s3_objects(cls, config: Any) -> Any:
+        """The Rust core's client for a delivery's few other S3 requests (metadata.json, cleaning after killed
+        runs), with the transfers' credentials, endpoint and signer, so the fast path never loads boto3."""
         access = aws.resolve(config.s3.region, config.s3.endpoint_url, config.s3.profile)
-        objects = load_extension().S3Objects(
+        return load_extension().S3Objects(
             region=access.region, endpoint_url=access.endpoint_url or None, credentials=access.provider(),
             ca_bundle=access.ca_bundle, timeout=config.planet.timeout, max_retries=config.planet.max_retries)
-        return FastRequests(objects, reader)
 
     def transfer(self, jobs: Sequence[TransferJob]) -> list[TransferResult]:
         """Move every job; one result per job, in order. Raises only for batch-wide trouble (credentials)."""

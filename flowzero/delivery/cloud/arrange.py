@@ -26,12 +26,12 @@ from flowzero.delivery.jobs import DeliveryPlan, plan_delivery
 from flowzero.delivery.manifest import Manifest, parse_manifest
 from flowzero.delivery.outcomes import DeliverySettings, OrderOutcome, catalog_delivery, conclude_delivery
 from flowzero.delivery.progress import TransferProgress
-from flowzero.delivery.s3 import make_s3_client, split_s3_url
 from flowzero.delivery.s3requests import BotoRequests
 from flowzero.errors import FlowzeroError, TransferError
 from flowzero.models import Order, TransferResult
 from flowzero.planet.destinations import DestinationsClient
 from flowzero.redact import redact
+from flowzero.s3 import make_s3_client, split_s3_url
 
 CLOUD_KINDS = ("s3_compatible", "amazon_s3", "destination")
 FINISHED = ("success", "partial")

@@ -20,10 +20,10 @@ import secrets
 import time
 from typing import Any
 
-from flowzero.delivery.s3 import split_s3_url
 from flowzero.downloaders.verify import ChecksumMismatch, StreamHasher, s3_copy_verified
 from flowzero.models import TransferJob, TransferResult
 from flowzero.redact import redact
+from flowzero.s3 import split_s3_url
 
 MAX_SINGLE_COPY = 5 * 1024**3  # CopyObject's limit; above it, UploadPartCopy
 COPY_PART_SIZE = 512 * 1024**2

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Callable, Optional
 
 from flowzero.delivery.destination import Destination, write_document
 from flowzero.delivery.layout import join_key
-from flowzero.delivery.s3 import split_s3_url
+from flowzero.s3 import split_s3_url
 
 if TYPE_CHECKING:
     from flowzero.delivery.s3requests import S3Requests

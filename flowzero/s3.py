@@ -1,4 +1,5 @@
-"""One boto3 S3 client per run, with the credentials, region, endpoint and CA bundle of :mod:`flowzero.aws`."""
+"""One boto3 S3 client per run, with the credentials, region, endpoint and CA bundle of :mod:`flowzero.aws`, and
+``s3://`` URLs. Below delivery and the downloaders: both make their S3 clients here."""
 
 from __future__ import annotations
 
