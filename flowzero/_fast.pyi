@@ -6,6 +6,11 @@ from typing import Callable, Optional, final
 def version() -> str:
     """Version of the compiled Rust core."""
 
+RETRYABLE_STATUSES: list[int]  # flowzero.transient.RETRYABLE_STATUSES, kept equal
+PACE_BACKOFF: float  # flowzero.pacing.BACKOFF: the pacing file's protocol, kept equal
+PACE_RECOVERY_STEPS: float  # flowzero.pacing.RECOVERY_STEPS
+PACE_MAX_BACKOFF_FACTOR: float  # flowzero.pacing.MAX_BACKOFF_FACTOR
+
 class TransferError(Exception):
     """A batch of transfers could not run (single-file failures are results, not exceptions)."""
 

@@ -17,6 +17,7 @@ from flowzero.pacing import (
     BACKOFF,
     MAX_BACKOFF_FACTOR,
     PACE_FRACTION,
+    RECOVERY_STEPS,
     Pacer,
     RateLimiter,
     RateLimits,
@@ -59,6 +60,13 @@ def test_a_429_stretches_the_spacing_and_slots_win_it_back(tmp_path: Path) -> No
         clock.now += 1
     _, interval = struct.unpack("<dd", (tmp_path / "class").read_bytes())
     assert interval == pytest.approx(0.1)  # additive increase brought the full rate back
+
+
+def test_the_rust_core_changes_the_shared_file_as_python_does() -> None:
+    """Both kinds of process read and write one pacing file per class: they must stretch and ease it alike."""
+    native = pytest.importorskip("flowzero._fast")
+    assert (native.PACE_BACKOFF, native.PACE_RECOVERY_STEPS, native.PACE_MAX_BACKOFF_FACTOR) == (
+        BACKOFF, RECOVERY_STEPS, MAX_BACKOFF_FACTOR)
 
 
 def test_retry_after_pushes_the_next_slot_for_every_user_of_the_class(tmp_path: Path) -> None:

@@ -3,8 +3,10 @@
 //!
 //! The protocol is the one flowzero's Python downloaders implement byte for byte: the state is two
 //! little-endian f64 (`next_slot`, unix seconds: the earliest start of the next request; `interval`, the current
-//! spacing in seconds), read and written under an exclusive `flock` of the whole file. A 429 doubles the
-//! interval (at most 16 x the base); every granted slot eases it back towards the base.
+//! spacing in seconds), read and written under an exclusive `flock` of the whole file. A 429 stretches the
+//! interval by [`BACKOFF`] (at most [`MAX_FACTOR`] x the base); every granted slot wins back 1/[`RECOVERY_STEPS`]
+//! of the rate. The three numbers are Python's (`flowzero.pacing`), exposed as `flowzero._fast.PACE_*` and tested
+//! equal: processes of both kinds share one file, so they must also agree on how it changes.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -19,8 +21,13 @@ pub struct State {
     pub interval: f64,
 }
 
-/// Largest interval as a multiple of the base, and how far ahead a slot may lie before it is taken as garbage.
-const MAX_FACTOR: f64 = 16.0;
+/// Largest interval as a multiple of the base (a 429 storm spaces requests at most this far apart).
+pub const MAX_FACTOR: f64 = 16.0;
+/// A 429 stretches the interval by this much (most 429s of a shared pacer are arrival jitter).
+pub const BACKOFF: f64 = 1.25;
+/// Each granted slot wins back 1/RECOVERY_STEPS of the rate.
+pub const RECOVERY_STEPS: f64 = 10.0;
+/// How far ahead a slot may lie before it is taken as garbage (a clock jump).
 const FUTURE_LIMIT_S: f64 = 120.0;
 
 impl State {
@@ -71,7 +78,7 @@ pub fn acquire(state: State, now: f64, rate: f64) -> (f64, State) {
     let base = 1.0 / rate;
     let state = state.normalised(base, now);
     let slot = now.max(state.next);
-    let eased = base.max(1.0 / (1.0 / state.interval + rate / 20.0));
+    let eased = base.max(1.0 / (1.0 / state.interval + rate / RECOVERY_STEPS));
     (
         slot,
         State {
@@ -91,7 +98,7 @@ pub fn throttled(
 ) -> (State, f64) {
     let base = 1.0 / rate;
     let state = state.normalised(base, now);
-    let interval = (state.interval * 2.0).min(MAX_FACTOR * base);
+    let interval = (state.interval * BACKOFF).min(MAX_FACTOR * base);
     let pause = retry_after.unwrap_or(interval * (1.0 + unit * 0.5));
     let next = state.next.max(now + pause);
     (State { next, interval }, pause)
@@ -225,7 +232,7 @@ mod tests {
             (slot - 100.2).abs() < 1e-9,
             "the second request waits for its turn"
         );
-        // A widened interval eases back: 1 / (1/0.8 + 5/20) = 0.666..., never below the base.
+        // A widened interval eases back: 1 / (1/0.8 + 5/10) = 0.571..., never below the base.
         let (_, eased) = acquire(
             State {
                 next: 0.0,
@@ -234,7 +241,7 @@ mod tests {
             100.0,
             rate,
         );
-        assert!((eased.interval - 1.0 / (1.25 + 0.25)).abs() < 1e-9);
+        assert!((eased.interval - 1.0 / (1.25 + 0.5)).abs() < 1e-9);
         let (_, floor) = acquire(
             State {
                 next: 0.0,
@@ -284,22 +291,23 @@ mod tests {
     }
 
     #[test]
-    fn a_429_doubles_the_interval_up_to_sixteen_times_the_base() {
+    fn a_429_stretches_the_interval_up_to_sixteen_times_the_base() {
         let rate = 5.0;
         let mut state = State {
             next: 0.0,
             interval: 0.2,
         };
         let mut pauses = Vec::new();
-        for _ in 0..6 {
+        for _ in 0..15 {
             let (new, pause) = throttled(state, 50.0, rate, None, 0.0);
             state = new;
             pauses.push(pause);
         }
-        let expected = [0.4, 0.8, 1.6, 3.2, 3.2, 3.2];
-        for (got, want) in pauses.iter().zip(expected) {
+        for (k, got) in pauses.iter().enumerate() {
+            let want = (0.2 * 1.25f64.powi(k as i32 + 1)).min(3.2);
             assert!((got - want).abs() < 1e-9, "{pauses:?}");
         }
+        assert!((pauses[14] - 3.2).abs() < 1e-9, "capped at 16 x the base");
         assert!((state.next - 53.2).abs() < 1e-9);
         let (jittered, pause) = throttled(
             State {
@@ -311,7 +319,7 @@ mod tests {
             None,
             0.999,
         );
-        assert!(pause > 0.4 && pause < 0.6 && jittered.interval == 0.4);
+        assert!(pause > 0.25 && pause < 0.375 && jittered.interval == 0.25);
         let (told, pause) = throttled(
             State {
                 next: 0.0,
@@ -367,7 +375,7 @@ mod tests {
         // A 429 seen by one widens the spacing for the other.
         a.note_throttled(None, 0.0);
         let after = State::decode(&std::fs::read(&path).unwrap(), 0.02);
-        assert!((after.interval - 0.04).abs() < 1e-9);
+        assert!((after.interval - 0.025).abs() < 1e-9);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

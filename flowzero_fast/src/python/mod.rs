@@ -83,6 +83,9 @@ fn failure_error(failure: Failure) -> PyErr {
 fn _fast(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(version, m)?)?;
     m.add("RETRYABLE_STATUSES", crate::retry::RETRYABLE_STATUSES.to_vec())?;
+    m.add("PACE_BACKOFF", crate::pace::BACKOFF)?;
+    m.add("PACE_RECOVERY_STEPS", crate::pace::RECOVERY_STEPS)?;
+    m.add("PACE_MAX_BACKOFF_FACTOR", crate::pace::MAX_FACTOR)?;
     m.add_function(wrap_pyfunction!(transfer::transfer, m)?)?;
     m.add_class::<crate::jobs::Job>()?;
     m.add_class::<crate::jobs::JobResult>()?;
