@@ -4,7 +4,7 @@
 //! feature adds the PyO3 bindings (`python/`). One file per concern: planning (`plan`), digests (`digest`),
 //! retries (`retry`), why a file failed (`failure`), destinations and redaction (`location`), credentials
 //! (`credentials`), SigV4 (`sigv4`), the source (`http`), pacing (`pace`), the destinations (`local`, `s3`),
-//! one source into one sink (`stream`) and the batch that ties them together (`jobs`).
+//! the job record (`record`), one source into one sink (`stream`) and the batch that ties them together (`jobs`).
 
 pub mod credentials;
 pub mod digest;
@@ -16,6 +16,7 @@ pub mod location;
 pub mod pace;
 pub mod plan;
 pub mod pool;
+pub mod record;
 pub mod retry;
 pub mod s3;
 pub mod sigv4;

@@ -12,9 +12,9 @@ use futures_util::StreamExt;
 use crate::digest::{DigestKind, StreamDigest};
 use crate::failure::{Failure, Reason};
 use crate::http::{self, Answer};
-use crate::jobs::Job;
 use crate::pace::Pacer;
 use crate::plan::{self, Resume};
+use crate::record::Job;
 use crate::retry::{Jitter, RetryPolicy};
 use crate::{local, s3};
 

@@ -87,8 +87,8 @@ fn _fast(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("PACE_RECOVERY_STEPS", crate::pace::RECOVERY_STEPS)?;
     m.add("PACE_MAX_BACKOFF_FACTOR", crate::pace::MAX_FACTOR)?;
     m.add_function(wrap_pyfunction!(transfer::transfer, m)?)?;
-    m.add_class::<crate::jobs::Job>()?;
-    m.add_class::<crate::jobs::JobResult>()?;
+    m.add_class::<crate::record::Job>()?;
+    m.add_class::<crate::record::JobResult>()?;
     m.add_class::<objects::S3Objects>()?;
     m.add("TransferError", m.py().get_type::<TransferError>())?;
     m.add("CredentialsError", m.py().get_type::<CredentialsError>())?;

@@ -1,4 +1,4 @@
-//! Python's view of the one job record (`jobs::Job`, `jobs::JobResult`): a constructor, reprs, and the failure
+//! Python's view of the one job record (`record::Job`, `record::JobResult`): a constructor, reprs, and the failure
 //! reason as the string value of `flowzero.models.FailureReason`.
 
 use std::convert::Infallible;
@@ -7,7 +7,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyString;
 
 use crate::failure::Reason;
-use crate::jobs::{Job, JobResult};
+use crate::record::{Job, JobResult};
 use crate::location::redact_url;
 
 impl<'py> IntoPyObject<'py> for Reason {

@@ -11,7 +11,8 @@ use tokio::sync::watch;
 
 use super::credentials::PyProvider;
 use super::{batch_error, seconds, timing, TransferError, TICK};
-use crate::jobs::{self, BatchError, Job, JobResult, Settings};
+use crate::jobs::{self, BatchError, Settings};
+use crate::record::{Job, JobResult};
 
 /// How long cleanup (aborting uploads, removing temp files) may take after a Ctrl-C.
 const CLEANUP_GRACE: Duration = Duration::from_secs(30);

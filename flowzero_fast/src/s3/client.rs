@@ -19,7 +19,7 @@ use crate::http::describe;
 use crate::retry::{Jitter, RetryPolicy};
 use crate::s3::errors::{checksum_refused, classify, EXPIRED_CODES};
 use crate::s3::target::target;
-use crate::s3::xml::{self, error_fields, is_error_document, parse_uploads, Upload};
+use crate::s3::xml::{self, error_fields, is_error_document, parse_uploads, Part, Upload};
 use crate::sigv4::{amz_date, authorization, uri_encode, Request, UNSIGNED_PAYLOAD};
 
 pub struct Response {
@@ -35,14 +35,6 @@ pub struct Client {
     creds: Arc<CredentialCache>,
     policy: RetryPolicy,
     checksums: AtomicBool,
-}
-
-/// One uploaded part, as CompleteMultipartUpload lists it.
-#[derive(Clone, Debug)]
-pub struct Part {
-    pub number: u32,
-    pub etag: String,
-    pub crc32c: Option<String>,
 }
 
 impl Client {

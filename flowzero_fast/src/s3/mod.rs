@@ -10,8 +10,8 @@ pub mod sink;
 pub mod target;
 pub mod xml;
 
-pub use client::{Client, Part, Response};
+pub use client::{Client, Response};
 pub use errors::{checksum_refused, classify};
 pub use sink::Sink;
 pub use target::{resolve_region_endpoint, target, Target};
-pub use xml::{parse_uploads, Upload};
+pub use xml::{parse_uploads, Part, Upload};

@@ -5,7 +5,13 @@ use quick_xml::escape::{escape, resolve_predefined_entity};
 use quick_xml::events::Event;
 use quick_xml::Reader;
 
-use crate::s3::client::Part;
+/// One uploaded part, as CompleteMultipartUpload lists it.
+#[derive(Clone, Debug)]
+pub struct Part {
+    pub number: u32,
+    pub etag: String,
+    pub crc32c: Option<String>,
+}
 
 /// Every element of `body` with its text, in document order, as (path of local names joined by `/`, text).
 /// Containers are listed when they close, after their children (text ""). Reading stops at the first
