@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 
@@ -403,6 +404,36 @@ def test_orders_survive_a_restart(tmp_path, client: httpx.Client) -> None:  # ty
         assert wait_final(client, second, pending_id)["state"] == "success"
         names = [o["name"] for o in client.get(second.orders_url).json()["orders"]]
         assert names == ["pending", "kept"]
+
+
+
+def test_a_poll_rewrites_only_its_own_order(tmp_path, client: httpx.Client) -> None:  # type: ignore[no-untyped-def]
+    """Each order has its own file: a GET rewrites that file alone, so polls cost the same with many orders."""
+    with Sandbox(tmp_path, file_size=4096) as sandbox:
+        items = orderable_item_ids(client, sandbox, 1)
+        ids = [client.post(sandbox.orders_url, json=order_request(items, name=f"o{i}")).json()["id"]
+               for i in range(3)]
+        folder = tmp_path / "orders"
+        assert sorted(p.stem for p in folder.glob("*.json")) == sorted(ids)
+        before = {p.stem: p.stat().st_mtime_ns for p in folder.glob("*.json")}
+        time.sleep(0.01)
+        client.get(f"{sandbox.orders_url}/{ids[1]}")
+        after = {p.stem: p.stat().st_mtime_ns for p in folder.glob("*.json")}
+        assert [i for i in ids if after[i] != before[i]] == [ids[1]]
+        assert not (tmp_path / "orders.json").exists()
+
+
+def test_a_sandbox_folder_of_the_one_file_layout_is_read_and_split(  # type: ignore[no-untyped-def]
+        tmp_path, client: httpx.Client) -> None:
+    with Sandbox(tmp_path, file_size=4096) as first:
+        items = orderable_item_ids(client, first, 1)
+        order_id = client.post(first.orders_url, json=order_request(items, name="old")).json()["id"]
+    record = json.loads((tmp_path / "orders" / f"{order_id}.json").read_text())
+    (tmp_path / "orders.json").write_text(json.dumps({"version": 1, "orders": [record]}))
+    (tmp_path / "orders" / f"{order_id}.json").unlink()
+    with Sandbox(tmp_path, file_size=4096) as second:
+        assert client.get(f"{second.orders_url}/{order_id}").json()["name"] == "old"
+    assert (tmp_path / "orders" / f"{order_id}.json").is_file() and not (tmp_path / "orders.json").exists()
 
 
 # -- Basemaps API --

@@ -8,7 +8,8 @@ use tokio::task::JoinSet;
 use crate::digest::{crc32c_append, DigestKind, Expected};
 use crate::failure::Failure;
 use crate::pool::{PartBuffer, PartPool};
-use crate::s3::client::{Client, Part};
+use crate::s3::client::Client;
+use crate::s3::xml::Part;
 
 /// Feeds an object from a stream: fills one part at a time and uploads full parts concurrently (at most
 /// `part_concurrency` for this file). Part buffers come from the batch's shared [`PartPool`], so the memory
