@@ -39,6 +39,7 @@ BACKOFF = 1.25  # a 429 stretches the spacing by this much (most 429s of a share
 RECOVERY_STEPS = 10  # each slot taken wins back 1/10 of the rate
 _STALE_SLOT = 120.0  # a next_slot further ahead than this is a clock jump or garbage: ignored
 MIN_REFUSAL_WAIT = 0.05  # seconds: even "Retry-After: 0" is not an invitation to hammer
+_TRIES = 16  # rounds a waiter may lose the race for a due slot (to other threads or processes) before reserving one
 _RECORD = struct.Struct("<dd")
 
 Sleep = Callable[[float], None]
@@ -139,14 +140,39 @@ class Pacer:
         slot, now = self.take_slot()
         return slot - now
 
+    def take_when_due(self) -> float:
+        """Take the next slot if it has come, at this very time (0.0); else the seconds until it comes, taking
+        nothing. A request that starts late pushes the ones after it, instead of bunching up with them."""
+        with self._state() as box:
+            spacing = box[0]
+            now = self._clock()
+            if now < spacing.next_slot:
+                return spacing.next_slot - now
+            recovered = max(self.base, 1.0 / (1.0 / spacing.interval + self.rate / RECOVERY_STEPS))
+            box[0] = _Spacing(now + spacing.interval, recovered)
+        return 0.0
+
     def wait(self, cancel: Optional[threading.Event] = None) -> None:
-        """Block until this request's slot (or until ``cancel`` is set)."""
+        """Block until this request may start (or until ``cancel`` is set).
+
+        Planet counts arrivals, not the slots a client meant: a thread that a busy machine wakes 50 ms late, right
+        before one woken on time, would put two requests into less than the spacing. So the slot is taken when it
+        has come (:meth:`take_when_due`); waiters that lose the race for it wait for the next one, and after
+        :data:`_TRIES` rounds a waiter takes a reserved slot instead, so that the wait always ends."""
+        for _ in range(_TRIES):
+            delay = self.take_when_due()
+            if delay <= 0.0 or self._pause(delay, cancel):
+                return
         delay = self.reserve()
-        if delay > 0:
-            if cancel is not None:
-                cancel.wait(delay)
-            else:
-                self._sleep(delay)
+        if delay > 0.0:
+            self._pause(delay, cancel)
+
+    def _pause(self, seconds: float, cancel: Optional[threading.Event]) -> bool:
+        """Sleep; True if the run was cancelled meanwhile."""
+        if cancel is not None:
+            return cancel.wait(seconds)
+        self._sleep(seconds)
+        return False
 
     def throttled(self, retry_after: Optional[float] = None) -> float:
         """A 429 was answered: slow the class down; returns the seconds until the next slot."""

@@ -44,6 +44,41 @@ def test_slots_are_spaced_one_over_the_rate_apart() -> None:
     assert pacer.reserve() == pytest.approx(0.25)
 
 
+def test_a_slot_is_taken_when_it_comes_so_a_late_start_pushes_the_next() -> None:
+    """Planet counts arrivals: a request woken late must not start closer than the spacing to the next one."""
+    clock = Clock(100.0)
+    pacer = Pacer(4.0, clock=clock)
+    assert pacer.take_when_due() == 0.0  # taken at 100.0; the next may start at 100.25
+    clock.now = 100.1
+    assert pacer.take_when_due() == pytest.approx(0.15)  # not yet: nothing taken
+    clock.now = 100.4  # this waiter woke 0.15 s late
+    assert pacer.take_when_due() == 0.0
+    clock.now = 100.5  # a reserved slot would have let the next one start here, 0.1 s after the late one
+    assert pacer.take_when_due() == pytest.approx(0.15)
+    clock.now = 100.65
+    assert pacer.take_when_due() == 0.0
+
+
+def test_waiters_that_lose_the_race_wait_for_the_next_slot() -> None:
+    clock = Clock(100.0)
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock.now += seconds
+
+    pacer = Pacer(4.0, clock=clock, sleep=sleep)
+    starts = []
+    for _ in range(3):
+        pacer.wait()
+        starts.append(clock.now)
+    assert starts == pytest.approx([100.0, 100.25, 100.5]) and slept == pytest.approx([0.25, 0.25])
+
+    stuck = Pacer(4.0, clock=Clock(100.0), sleep=lambda seconds: None)  # a clock that never moves
+    stuck.wait()
+    stuck.wait()  # loses every round, then takes a reserved slot: the wait still ends
+
+
 def test_a_429_stretches_the_spacing_and_slots_win_it_back(tmp_path: Path) -> None:
     clock = Clock()
     pacer = Pacer(10.0, tmp_path / "class", clock=clock)

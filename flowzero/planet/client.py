@@ -229,6 +229,10 @@ class PlanetClient:
     def _attempt(self, method: str, url: str, download: bool, pacer: Optional[Pacer],
                  follow_redirects: bool = False, **kwargs: Any) -> httpx.Response:
         """One paced request; the body is read here, within :data:`MAX_BODY_BYTES`."""
+        # Built (an order's JSON can be large) before the slot is taken, so that it is sent as the slot starts.
+        request = self._http.build_request(method, url, **kwargs)
+        shown = redact_url(str(request.url)) if download else redact(str(request.url))
+        auth = self._auth if not download and origin(str(request.url)) in self._origins else None
         held = getattr(self._held, "pacer", None)
         if pacer is not None and held is pacer:
             self._held.pacer = None  # its slot was waited for in hold_slot
@@ -236,9 +240,6 @@ class PlanetClient:
             pacer.wait(self._cancelled)
         if self._cancelled.is_set():
             raise PlanetError("stopped: the run was interrupted")
-        request = self._http.build_request(method, url, **kwargs)
-        shown = redact_url(str(request.url)) if download else redact(str(request.url))
-        auth = self._auth if not download and origin(str(request.url)) in self._origins else None
         started = time.perf_counter()
         try:
             response = self._http.send(request, auth=auth, follow_redirects=follow_redirects, stream=True)

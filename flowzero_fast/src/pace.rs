@@ -88,6 +88,18 @@ pub fn acquire(state: State, now: f64, rate: f64) -> (f64, State) {
     )
 }
 
+/// A turn taken only when it has come: `Ok` with the state to write back (the next slot counted from `now`, so a
+/// request that starts late pushes the ones after it), or `Err` with the seconds until it comes (nothing taken).
+pub fn acquire_when_due(state: State, now: f64, rate: f64) -> Result<State, f64> {
+    let state = state.normalised(1.0 / rate, now);
+    if now < state.next {
+        return Err(state.next - now);
+    }
+    let (_, mut taken) = acquire(state, now, rate);
+    taken.next = now + state.interval;
+    Ok(taken)
+}
+
 /// After a 429: the state to write back and the pause this request takes (`unit` in [0, 1) is the jitter).
 pub fn throttled(
     state: State,
@@ -199,6 +211,20 @@ impl Pacer {
         Duration::from_secs_f64((slot - now).max(0.0))
     }
 
+    /// Take the next slot if it has come (`None`: go now), else how long until it comes (nothing taken). Planet
+    /// counts arrivals: a task woken late must not start right before one woken on time (see `flowzero.pacing`).
+    pub fn take_when_due(&self) -> Option<Duration> {
+        let now = unix_now();
+        let outcome = self.update(|state| match acquire_when_due(state, now, self.rate) {
+            Ok(taken) => (taken, None),
+            Err(wait) => (state, Some(wait)),
+        });
+        match outcome {
+            Ok(wait) => wait.map(|w| Duration::from_secs_f64(w.max(0.0))),
+            Err(_) => None, // a broken file must not stop downloads: pace by nothing this time
+        }
+    }
+
     /// Record a 429; returns the pause this request takes before its next turn.
     pub fn note_throttled(&self, retry_after: Option<f64>, unit: f64) -> Duration {
         let now = unix_now();
@@ -251,6 +277,24 @@ mod tests {
             rate,
         );
         assert_eq!(floor.interval, 0.2);
+    }
+
+    #[test]
+    fn a_turn_taken_when_due_counts_the_next_slot_from_the_real_start() {
+        let rate = 4.0;
+        let empty = State {
+            next: 0.0,
+            interval: 0.25,
+        };
+        let taken = acquire_when_due(empty, 100.0, rate).unwrap();
+        assert!((taken.next - 100.25).abs() < 1e-9);
+        let wait = acquire_when_due(taken, 100.1, rate).unwrap_err();
+        assert!((wait - 0.15).abs() < 1e-9, "not yet: {wait}");
+        let late = acquire_when_due(taken, 100.4, rate).unwrap();
+        assert!(
+            (late.next - 100.65).abs() < 1e-9,
+            "a late start pushes the next"
+        );
     }
 
     #[test]

@@ -69,15 +69,22 @@ pub struct Source {
 }
 
 impl Source {
-    /// Wait for this GET's turn (no pacer: at once).
+    /// Wait for this GET's turn (no pacer: at once): taken when it has come, as Python's `Pacer.wait` does; a
+    /// task that loses the race for it 16 times takes a reserved slot instead, so the wait always ends.
     async fn turn(&self) {
-        if let Some(pacer) = &self.pacer {
-            let pacer = pacer.clone();
-            let wait = tokio::task::spawn_blocking(move || pacer.take_slot())
-                .await
-                .unwrap_or_default();
-            tokio::time::sleep(wait).await;
+        let Some(pacer) = &self.pacer else { return };
+        for _ in 0..16 {
+            let due = pacer.clone();
+            match tokio::task::spawn_blocking(move || due.take_when_due()).await {
+                Ok(Some(wait)) => tokio::time::sleep(wait).await,
+                _ => return,
+            }
         }
+        let reserved = pacer.clone();
+        let wait = tokio::task::spawn_blocking(move || reserved.take_slot())
+            .await
+            .unwrap_or_default();
+        tokio::time::sleep(wait).await;
     }
 
     /// How long to pause after the `nth` 429 in a row (the pacer widens the spacing for everyone); never less

@@ -82,7 +82,10 @@ fn failure_error(failure: Failure) -> PyErr {
 #[pymodule]
 fn _fast(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(version, m)?)?;
-    m.add("RETRYABLE_STATUSES", crate::retry::RETRYABLE_STATUSES.to_vec())?;
+    m.add(
+        "RETRYABLE_STATUSES",
+        crate::retry::RETRYABLE_STATUSES.to_vec(),
+    )?;
     m.add("PACE_BACKOFF", crate::pace::BACKOFF)?;
     m.add("PACE_RECOVERY_STEPS", crate::pace::RECOVERY_STEPS)?;
     m.add("PACE_MAX_BACKOFF_FACTOR", crate::pace::MAX_FACTOR)?;

@@ -7,8 +7,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyString;
 
 use crate::failure::Reason;
-use crate::record::{Job, JobResult};
 use crate::location::redact_url;
+use crate::record::{Job, JobResult};
 
 impl<'py> IntoPyObject<'py> for Reason {
     type Target = PyString;
