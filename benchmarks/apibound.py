@@ -159,6 +159,7 @@ class Runner:
         with SqliteOrderStore(db) as store:
             order_ids = [o.order_id for o in store.list_orders() if o.batch_id]
         folder = self.work / "planet-cli"
+        folder.mkdir(parents=True, exist_ok=True)  # `planet orders download --directory` wants it to exist
         env = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUB)}
         env["PL_API_KEY"] = API_KEY
         self.sandbox.reset_stats()

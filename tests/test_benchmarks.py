@@ -210,3 +210,25 @@ def test_tiny_benchmark_over_tls_reports_the_verifying_tls_client_bound(tmp_path
     assert bound["measured"] is not None and "verifying TLS client >=" in bound["note"]
     assert goals["S3 over TLS: fast vs the threads downloader"]["met"] is None  # threads did not run
     assert "2 x 1 MiB over TLS -> s3" in out.with_suffix(".md").read_text()
+
+
+def test_a_tiny_api_bound_run_delivers_through_flowzero_and_planets_cli(tmp_path: Path) -> None:
+    """The API-bound scenario end to end on 3 orders (3 gages, one month) at Planet's limits: flowzero with one and
+    three processes, then Planet's CLI on the same orders. The figures mean nothing at this size; every file must
+    arrive, and every command must exit 0 (Planet's CLI once exited 2 on each order, unnoticed)."""
+    from benchmarks import apibound
+    from benchmarks.servers import RcloneS3
+
+    scenario = apibound.Scenario(start="2022-01-01", end="2022-01-31", file_kib=16, workers=2)
+    with RcloneS3(tmp_path / "s3", tmp_path / "rclone.log").start() as s3:
+        result = apibound.run(tmp_path / "api", s3, ["threads"], scenario, say=lambda line: None)
+    assert [(r["processes"], r["submit"]["orders"]) for r in result["runs"]] == [(1, 3), (3, 3)]
+    for entry in result["runs"]:
+        submit, check = entry["submit"], entry["check"]
+        assert submit["exit_codes"] == [0] and check["exit_codes"] == [0] * entry["processes"]
+        assert check["files_expected"] > 0 and check["files_delivered"] == check["files_expected"]
+        assert submit["ratio"] > 1.0 and check["ratio"] > 0  # measured against a floor the limits allow
+    cli = result["planet_cli"]
+    assert cli["exit_codes"] == [0, 0, 0] and cli["files_delivered"] > 0 and cli["requests"] > 0
+    assert {g["goal"] for g in apibound.goals(result)} == {"API-bound batch, threads, 1 process(es)",
+                                                         "API-bound batch, threads, 3 process(es)"}
