@@ -236,14 +236,19 @@ def goals(api: Mapping[str, Any]) -> list[dict[str, Any]]:
         submit, check = entry["submit"], entry["check"]
         phases = [p for p in (submit, check) if "ratio" in p]
         worst = max((p["ratio"] for p in phases if p.get("ratio")), default=None)
-        refused = max((p["refused_pct"] for p in phases), default=None)
+        # "At most 2 % of requests refused": of all the requests the batch made (submit and check). batch-submit
+        # alone makes about 25, where a single 429 is 4 %; the worst phase is shown beside it.
+        made = sum(p["requests"] for p in phases)
+        refused = round(100.0 * sum(p["refused"] for p in phases) / made, 2) if made else None
+        worst_phase = max((p["refused_pct"] for p in phases), default=None)
         every_file = check.get("files_delivered") == check.get("files_expected") and check.get("files_expected")
         exits = all(code == 0 for p in phases for code in p["exit_codes"])
         met = worst is not None and worst <= 1.25 and refused is not None and refused <= 2.0 and bool(every_file) \
             and exits
         out.append({"goal": f"API-bound batch, {entry['downloader']}, {entry['processes']} process(es)",
                     "target": "<= 1.25x rate floor, <= 2 % refused, every file, exit 0",
-                    "measured": f"{worst}x, {refused} % refused, {check.get('files_delivered')}/"
-                                f"{check.get('files_expected')} files, exits ok: {exits}",
+                    "measured": f"{worst}x, {refused} % of {made} requests refused (worst phase {worst_phase} %), "
+                                f"{check.get('files_delivered')}/{check.get('files_expected')} files, "
+                                f"exits ok: {exits}",
                     "met": met})
     return out
