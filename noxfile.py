@@ -57,7 +57,7 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Downloader benchmark (about 30 minutes with the HTTPS variant and the API-bound scenario; run it on a quiet
+    """Downloader benchmark (about 20 minutes with the HTTPS variant and the API-bound scenario; run it on a quiet
     machine): writes
     benchmarks/results/latest.*.
 
