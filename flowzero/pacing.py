@@ -125,14 +125,17 @@ class Pacer:
                 return None
         return self._fd
 
+    def _taken(self, spacing: _Spacing, now: float) -> tuple[float, _Spacing]:
+        """The slot a request taking its turn at ``now`` gets, and the spacing after it (eased towards the base)."""
+        slot = max(now, spacing.next_slot)
+        recovered = max(self.base, 1.0 / (1.0 / spacing.interval + self.rate / RECOVERY_STEPS))
+        return slot, _Spacing(slot + spacing.interval, recovered)
+
     def take_slot(self) -> tuple[float, float]:
         """Take the next slot: (its unix time, the time it was taken at)."""
         with self._state() as box:
-            spacing = box[0]
             now = self._clock()
-            slot = max(now, spacing.next_slot)
-            recovered = max(self.base, 1.0 / (1.0 / spacing.interval + self.rate / RECOVERY_STEPS))
-            box[0] = _Spacing(slot + spacing.interval, recovered)
+            slot, box[0] = self._taken(box[0], now)
         return slot, now
 
     def reserve(self) -> float:
@@ -144,12 +147,10 @@ class Pacer:
         """Take the next slot if it has come, at this very time (0.0); else the seconds until it comes, taking
         nothing. A request that starts late pushes the ones after it, instead of bunching up with them."""
         with self._state() as box:
-            spacing = box[0]
             now = self._clock()
-            if now < spacing.next_slot:
-                return spacing.next_slot - now
-            recovered = max(self.base, 1.0 / (1.0 / spacing.interval + self.rate / RECOVERY_STEPS))
-            box[0] = _Spacing(now + spacing.interval, recovered)
+            if now < box[0].next_slot:
+                return box[0].next_slot - now
+            _, box[0] = self._taken(box[0], now)  # the slot is now: the next one counts from here
         return 0.0
 
     def wait(self, cancel: Optional[threading.Event] = None) -> None:

@@ -27,6 +27,8 @@ pub const MAX_FACTOR: f64 = 16.0;
 pub const BACKOFF: f64 = 1.25;
 /// Each granted slot wins back 1/RECOVERY_STEPS of the rate.
 pub const RECOVERY_STEPS: f64 = 10.0;
+/// Rounds a waiter may lose the race for a due slot before it takes a reserved one (as Python's `_TRIES`).
+pub const DUE_TRIES: usize = 16;
 /// How far ahead a slot may lie before it is taken as garbage (a clock jump).
 const FUTURE_LIMIT_S: f64 = 120.0;
 
@@ -95,9 +97,7 @@ pub fn acquire_when_due(state: State, now: f64, rate: f64) -> Result<State, f64>
     if now < state.next {
         return Err(state.next - now);
     }
-    let (_, mut taken) = acquire(state, now, rate);
-    taken.next = now + state.interval;
-    Ok(taken)
+    Ok(acquire(state, now, rate).1) // the slot is `now`, so the next one counts from here
 }
 
 /// After a 429: the state to write back and the pause this request takes (`unit` in [0, 1) is the jitter).

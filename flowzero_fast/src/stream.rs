@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use crate::digest::{DigestKind, StreamDigest};
 use crate::failure::{Failure, Reason};
 use crate::http::{self, Answer};
-use crate::pace::Pacer;
+use crate::pace::{Pacer, DUE_TRIES};
 use crate::plan::{self, Resume};
 use crate::record::Job;
 use crate::retry::{Jitter, RetryPolicy};
@@ -70,10 +70,10 @@ pub struct Source {
 
 impl Source {
     /// Wait for this GET's turn (no pacer: at once): taken when it has come, as Python's `Pacer.wait` does; a
-    /// task that loses the race for it 16 times takes a reserved slot instead, so the wait always ends.
+    /// task that loses the race for it `DUE_TRIES` times takes a reserved slot instead, so the wait always ends.
     async fn turn(&self) {
         let Some(pacer) = &self.pacer else { return };
-        for _ in 0..16 {
+        for _ in 0..DUE_TRIES {
             let due = pacer.clone();
             match tokio::task::spawn_blocking(move || due.take_when_due()).await {
                 Ok(Some(wait)) => tokio::time::sleep(wait).await,
