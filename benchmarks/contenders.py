@@ -143,26 +143,41 @@ def _s3_target(ctx: Context, tag: str) -> tuple[str, Path]:
 # -- flowzero's downloaders ---------------------------------------------------------------------------------
 
 
+def flowzero_env(ctx: Context, database: Path) -> dict[str, str]:
+    """The environment of a flowzero run against the benchmark's sandbox (and S3 server)."""
+    env = ctx.base_env()
+    env.update({
+        "FLOWZERO_PLANET_ORDERS_URL": f"{ctx.sandbox_url}/compute/ops/orders/v2",
+        "FLOWZERO_PLANET_API_URL": f"{ctx.sandbox_url}/data/v1",
+        "FLOWZERO_PLANET_BASEMAPS_URL": f"{ctx.sandbox_url}/basemaps/v1/mosaics",
+        "FLOWZERO_DATABASE_PATH": str(database),
+        "FLOWZERO_DOWNLOADS_MAX_WORKERS": str(ctx.workers),
+        "FLOWZERO_DOWNLOADS_PART_SIZE_MIB": str(ctx.part_size_mib),
+        "FLOWZERO_DELIVERY_CATALOG": "false",  # the images alone, as in every recorded run (no STAC, no UDM2)
+        **UNBOUND_RATES,
+    })
+    return env
+
+
+def flowzero_argv(python: str, order_id: str, output: str, downloader: str, assets: bool = True) -> list[str]:
+    """The command a user runs to deliver an order (``assets``: say --assets image; older installs lack it)."""
+    return [python, "-m", "flowzero", "check-order-status", order_id, "--output", output, "--downloader", downloader,
+            *(["--assets", "image"] if assets else []), "--overwrite", "--json"]
+
+
+def output_of(ctx: Context, destination: str, tag: str) -> tuple[str, Path]:
+    """Where a run delivers (its --output) and the folder its bytes land in."""
+    if destination == "s3":
+        return _s3_target(ctx, tag)
+    folder = ctx.work / "out" / tag
+    return str(folder), folder
+
+
 def _flowzero(downloader: str, destination: str) -> Callable[[Context, str], Run]:
     def prepare(ctx: Context, tag: str) -> Run:
-        if destination == "s3":
-            output, folder = _s3_target(ctx, tag)
-        else:
-            folder = ctx.work / "out" / tag
-            output = str(folder)
-        env = ctx.base_env()
-        env.update({
-            "FLOWZERO_PLANET_ORDERS_URL": f"{ctx.sandbox_url}/compute/ops/orders/v2",
-            "FLOWZERO_PLANET_API_URL": f"{ctx.sandbox_url}/data/v1",
-            "FLOWZERO_PLANET_BASEMAPS_URL": f"{ctx.sandbox_url}/basemaps/v1/mosaics",
-            "FLOWZERO_DATABASE_PATH": str(ctx.work / "flowzero.db"),
-            "FLOWZERO_DOWNLOADS_MAX_WORKERS": str(ctx.workers),
-            "FLOWZERO_DOWNLOADS_PART_SIZE_MIB": str(ctx.part_size_mib),
-            "FLOWZERO_DELIVERY_CATALOG": "false",  # the images alone, as in every recorded run (no STAC, no UDM2)
-            **UNBOUND_RATES,
-        })
-        argv = [ctx.python, "-m", "flowzero", "check-order-status", ctx.order.order_id, "--output", output,
-                "--downloader", downloader, "--assets", "image", "--overwrite", "--json"]
+        output, folder = output_of(ctx, destination, tag)
+        env = flowzero_env(ctx, ctx.work / "flowzero.db")
+        argv = flowzero_argv(ctx.python, ctx.order.order_id, output, downloader)
         return Run(argv, env, folder, lambda: check_images(folder, ctx.order), _remover(folder))
     return prepare
 

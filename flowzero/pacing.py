@@ -95,7 +95,8 @@ class Pacer:
 
     @contextmanager
     def _state(self) -> Iterator[list[_Spacing]]:
-        """The spacing, locked for reading and rewriting (flock on the shared file, else this process only)."""
+        """The spacing, locked for reading and rewriting (flock on the shared file, else this process only); the
+        file is written only when the spacing changed (a waiter that takes nothing leaves it alone)."""
         with self._lock:
             fd = self._open()
             if fd is None:
@@ -107,9 +108,11 @@ class Pacer:
 
             fcntl.flock(fd, fcntl.LOCK_EX)
             try:
-                box = [_Spacing.read(os.pread(fd, _RECORD.size, 0), self.base, self._clock())]
+                data = os.pread(fd, _RECORD.size, 0)
+                box = [_Spacing.read(data, self.base, self._clock())]
                 yield box
-                os.pwrite(fd, box[0].pack(), 0)
+                if box[0].pack() != data:
+                    os.pwrite(fd, box[0].pack(), 0)
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
 

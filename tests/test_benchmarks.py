@@ -75,6 +75,25 @@ def test_tiny_benchmark_run_writes_json_markdown_and_chart(tmp_path: Path) -> No
         assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_a_tiny_before_after_comparison_runs_both_installs_against_one_pair_of_servers(tmp_path: Path) -> None:
+    """benchmarks/compare.py, A/A on this install: both sides deliver through the same sandbox and S3 server."""
+    out = tmp_path / "compare.json"
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "compare.py"), "--before", sys.executable, "--after",
+         sys.executable, "--files", "2", "--size", "1", "--rounds", "1", "--json", str(out)],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    results = json.loads(out.read_text())
+    for name in ("before", "after"):
+        (pair,) = results["runs"][name]
+        full, one = pair
+        assert (full["bytes"], one["bytes"]) == (2 * 1024 * 1024, 1024 * 1024)
+        assert full["cpu_s"] > 0 and full["server_cpu_s"] > 0
+        assert results["summary"][name]["rounds"] == 1 and "marginal_cpu_ms_per_mb" in results["summary"][name]
+    assert "== after vs before: MB/s" in run.stdout
+
+
 def test_bad_arguments_are_one_line_errors(tmp_path: Path) -> None:
     run = subprocess.run([sys.executable, str(SCRIPT), "--files", "0", "--json", str(tmp_path / "x.json")],
                          capture_output=True, text=True, timeout=60, cwd=ROOT)

@@ -6,6 +6,7 @@ Arithmetic is checked with an injected clock; sharing between processes with rea
 from __future__ import annotations
 
 import json
+import os
 import struct
 import subprocess
 import sys
@@ -57,6 +58,29 @@ def test_a_slot_is_taken_when_it_comes_so_a_late_start_pushes_the_next() -> None
     assert pacer.take_when_due() == pytest.approx(0.15)
     clock.now = 100.65
     assert pacer.take_when_due() == 0.0
+
+
+def test_a_waiter_that_takes_nothing_leaves_the_shared_file_alone(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only a taken slot or a 429 changes the file (a lost round costs no write, in Python as in the Rust core)."""
+    writes: list[bytes] = []
+    real_pwrite = os.pwrite
+
+    def counting_pwrite(fd: int, data: bytes, offset: int) -> int:
+        writes.append(bytes(data))
+        return real_pwrite(fd, data, offset)
+
+    monkeypatch.setattr(os, "pwrite", counting_pwrite)
+    clock, path = Clock(100.0), tmp_path / "class"
+    pacer = Pacer(4.0, path, clock=clock)
+    assert pacer.take_when_due() == 0.0
+    assert len(writes) == 1 and path.read_bytes() == writes[0]
+    clock.now = 100.1
+    assert pacer.take_when_due() == pytest.approx(0.15)  # not due: nothing taken, nothing written
+    assert len(writes) == 1
+    clock.now = 100.3
+    assert pacer.take_when_due() == 0.0
+    assert len(writes) == 2 and path.read_bytes() == writes[1] != writes[0]
 
 
 def test_waiters_that_lose_the_race_wait_for_the_next_slot() -> None:

@@ -9,9 +9,9 @@
 //! equal: processes of both kinds share one file, so they must also agree on how it changes.
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The pacing state: `next` (unix seconds) and `interval` (seconds).
@@ -122,6 +122,19 @@ fn unix_now() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
+/// The mutex's guard (a panic elsewhere does not poison the pacing state); with `block` false, `None` while another
+/// thread holds it.
+fn guard<T>(mutex: &Mutex<T>, block: bool) -> Option<MutexGuard<'_, T>> {
+    match (block, mutex.try_lock()) {
+        (_, Ok(guard)) => Some(guard),
+        (_, Err(TryLockError::Poisoned(e))) => Some(e.into_inner()),
+        (true, Err(TryLockError::WouldBlock)) => {
+            Some(mutex.lock().unwrap_or_else(|e| e.into_inner()))
+        }
+        (false, Err(TryLockError::WouldBlock)) => None,
+    }
+}
+
 enum Store {
     Memory(Mutex<State>),
     /// Kept open for the batch; every read-modify-write happens under `flock`.
@@ -171,30 +184,47 @@ impl Pacer {
         })
     }
 
-    /// Read, change and write the state as one step (under the mutex, and the file lock where shared).
-    fn update<T>(&self, change: impl FnOnce(State) -> (State, T)) -> std::io::Result<T> {
+    /// Read, change and write the state as one step (under the mutex, and the file lock where shared); the file
+    /// is written only when the state changed. With `block` false, `None` when another thread or process holds
+    /// a lock right now: the caller then waits for it on a blocking thread rather than on the async runtime.
+    fn update<T>(
+        &self,
+        block: bool,
+        change: impl FnOnce(State) -> (State, T),
+    ) -> Option<std::io::Result<T>> {
         let base = 1.0 / self.rate;
         match &self.store {
             Store::Memory(state) => {
-                let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+                let mut state = guard(state, block)?;
                 let (new, out) = change(*state);
                 *state = new;
-                Ok(out)
+                Some(Ok(out))
             }
             Store::File(file) => {
-                let mut file = file.lock().unwrap_or_else(|e| e.into_inner());
-                file.lock()?;
+                let file = guard(file, block)?;
+                if block {
+                    if let Err(e) = file.lock() {
+                        return Some(Err(e));
+                    }
+                } else {
+                    match file.try_lock() {
+                        Ok(()) => {}
+                        Err(std::fs::TryLockError::WouldBlock) => return None,
+                        Err(std::fs::TryLockError::Error(e)) => return Some(Err(e)),
+                    }
+                }
                 let outcome = (|| {
-                    let mut bytes = Vec::with_capacity(16);
-                    file.seek(SeekFrom::Start(0))?;
-                    (&*file).take(16).read_to_end(&mut bytes)?;
-                    let (new, out) = change(State::decode(&bytes, base));
-                    file.seek(SeekFrom::Start(0))?;
-                    file.write_all(&new.encode())?;
+                    let mut bytes = [0u8; 16];
+                    let read = file.read_at(&mut bytes, 0)?;
+                    let old = State::decode(&bytes[..read], base);
+                    let (new, out) = change(old);
+                    if new != old || read != bytes.len() {
+                        file.write_all_at(&new.encode(), 0)?;
+                    }
                     Ok(out)
                 })();
                 let _ = file.unlock();
-                outcome
+                Some(outcome)
             }
         }
     }
@@ -203,34 +233,52 @@ impl Pacer {
     pub fn take_slot(&self) -> Duration {
         let now = unix_now();
         let slot = self
-            .update(|state| {
+            .update(true, |state| {
                 let (slot, new) = acquire(state, now, self.rate);
                 (new, slot)
             })
+            .and_then(Result::ok)
             .unwrap_or(now); // a broken file must not stop downloads: pace by nothing this time
         Duration::from_secs_f64((slot - now).max(0.0))
     }
 
     /// Take the next slot if it has come (`None`: go now), else how long until it comes (nothing taken). Planet
     /// counts arrivals: a task woken late must not start right before one woken on time (see `flowzero.pacing`).
+    /// Blocks while another holds the lock.
     pub fn take_when_due(&self) -> Option<Duration> {
+        self.when_due(true).flatten()
+    }
+
+    /// [`Pacer::take_when_due`] without waiting for a lock: `None` when one is held elsewhere right now. The
+    /// common case (nobody else in the file this microsecond) then costs four system calls on the calling
+    /// thread instead of a hand-off to a blocking thread and back for every GET.
+    pub fn try_take_when_due(&self) -> Option<Option<Duration>> {
+        self.when_due(false)
+    }
+
+    fn when_due(&self, block: bool) -> Option<Option<Duration>> {
         let now = unix_now();
-        let outcome = self.update(|state| match acquire_when_due(state, now, self.rate) {
-            Ok(taken) => (taken, None),
-            Err(wait) => (state, Some(wait)),
-        });
-        match outcome {
+        let outcome = self.update(block, |state| {
+            match acquire_when_due(state, now, self.rate) {
+                Ok(taken) => (taken, None),
+                Err(wait) => (state, Some(wait)),
+            }
+        })?;
+        Some(match outcome {
             Ok(wait) => wait.map(|w| Duration::from_secs_f64(w.max(0.0))),
             Err(_) => None, // a broken file must not stop downloads: pace by nothing this time
-        }
+        })
     }
 
     /// Record a 429; returns the pause this request takes before its next turn.
     pub fn note_throttled(&self, retry_after: Option<f64>, unit: f64) -> Duration {
         let now = unix_now();
         let pause = self
-            .update(|state| throttled(state, now, self.rate, retry_after, unit))
-            .unwrap_or_else(|_| retry_after.unwrap_or(1.0 / self.rate));
+            .update(true, |state| {
+                throttled(state, now, self.rate, retry_after, unit)
+            })
+            .and_then(Result::ok)
+            .unwrap_or_else(|| retry_after.unwrap_or(1.0 / self.rate));
         Duration::from_secs_f64(pause.max(0.0))
     }
 }
@@ -420,6 +468,44 @@ mod tests {
         a.note_throttled(None, 0.0);
         let after = State::decode(&std::fs::read(&path).unwrap(), 0.02);
         assert!((after.interval - 0.025).abs() < 1e-9);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_try_gives_way_to_a_lock_held_elsewhere_and_writes_only_what_changed() {
+        let dir = std::env::temp_dir().join(format!("flowzero-pacer-try-{}", std::process::id()));
+        let path = dir.join("rate");
+        let _ = std::fs::remove_dir_all(&dir);
+        let rate = 10.0; // 100 ms apart
+        let pacer = Pacer::shared(rate, &path).unwrap();
+        // Another process holding the file's lock: the try steps aside and takes nothing.
+        let other = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        other.lock().unwrap();
+        assert_eq!(pacer.try_take_when_due(), None);
+        assert_eq!(std::fs::read(&path).unwrap().len(), 0);
+        other.unlock().unwrap();
+        // Free: the first slot is due at once and is taken without blocking.
+        assert_eq!(pacer.try_take_when_due(), Some(None));
+        let taken = std::fs::read(&path).unwrap();
+        assert_eq!(taken.len(), 16);
+        // The next one is not due: a wait, and the file is left exactly as it was.
+        let wait = pacer.try_take_when_due().unwrap().unwrap();
+        assert!(
+            wait > Duration::from_millis(50) && wait <= Duration::from_millis(100),
+            "{wait:?}"
+        );
+        let before = std::fs::metadata(&path).unwrap().modified().unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(pacer.take_when_due().map(|_| ()), Some(()));
+        assert_eq!(std::fs::read(&path).unwrap(), taken);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().modified().unwrap(),
+            before
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -71,13 +71,24 @@ pub struct Source {
 impl Source {
     /// Wait for this GET's turn (no pacer: at once): taken when it has come, as Python's `Pacer.wait` does; a
     /// task that loses the race for it `DUE_TRIES` times takes a reserved slot instead, so the wait always ends.
+    /// The turn is tried on this thread (no hand-off per GET); only a lock held elsewhere sends it to a
+    /// blocking thread.
     async fn turn(&self) {
         let Some(pacer) = &self.pacer else { return };
         for _ in 0..DUE_TRIES {
-            let due = pacer.clone();
-            match tokio::task::spawn_blocking(move || due.take_when_due()).await {
-                Ok(Some(wait)) => tokio::time::sleep(wait).await,
-                _ => return,
+            let wait = match pacer.try_take_when_due() {
+                Some(wait) => wait,
+                None => {
+                    // Someone holds the lock: wait for it where blocking is allowed.
+                    let due = pacer.clone();
+                    tokio::task::spawn_blocking(move || due.take_when_due())
+                        .await
+                        .unwrap_or(None)
+                }
+            };
+            match wait {
+                Some(wait) => tokio::time::sleep(wait).await,
+                None => return,
             }
         }
         let reserved = pacer.clone();
