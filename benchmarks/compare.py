@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,7 +29,7 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable f
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.contenders import Context, flowzero_argv, flowzero_env, output_of
-from benchmarks.measure import MB, RunFailed, Sample, marginal_cpu, run_measured, servers_cpu_s
+from benchmarks.measure import RunFailed, Sample, marginal_cpu, median_sample, run_beside_servers
 from benchmarks.servers import RcloneS3, SetupError, place_order, sandbox
 
 
@@ -106,22 +105,14 @@ def _run(ctx: Context, python: str, assets: bool, order: Any, tag: str, dest: st
     output, folder = output_of(ctx, dest, tag)
     env = flowzero_env(ctx, ctx.work / f"{tag.split('-')[0]}.db")  # one database per install
     argv = flowzero_argv(python, order.order_id, output, "fast", assets)
-    s3_pid = ctx.s3.proc.pid if ctx.s3 is not None and ctx.s3.proc is not None else None
-    servers_before = servers_cpu_s(s3_pid)
-    sample = run_measured(argv, order.image_bytes, env=env, cwd=ctx.work, log=ctx.work / f"{tag}.log")
-    sample.server_cpu_s = round(servers_cpu_s(s3_pid) - servers_before, 3)
+    sample = run_beside_servers(argv, order.image_bytes, ctx.s3_pid, env=env, cwd=ctx.work, log=ctx.work / f"{tag}.log")
     shutil.rmtree(folder, ignore_errors=True)
     return sample
 
 
 def _summary(pairs: list[tuple[Sample, Sample]]) -> dict[str, float]:
     full = [a for a, _ in pairs]
-    figures = {"rounds": len(pairs), "mb_s": round(statistics.median(s.mb_s for s in full), 1),
-               "cpu_ms_per_mb": round(statistics.median(s.cpu_ms_per_mb for s in full), 3),
-               "server_cpu_ms_per_mb": round(statistics.median(s.server_cpu_s * 1000 / (s.bytes / MB)
-                                                               for s in full), 3)}
-    figures.update(marginal_cpu(full, [b for _, b in pairs]))
-    return figures
+    return {"rounds": len(pairs), **median_sample(full), **marginal_cpu(full, [b for _, b in pairs])}
 
 
 if __name__ == "__main__":

@@ -61,6 +61,11 @@ class Context:
             env.update({"AWS_CA_BUNDLE": str(self.tls.ca), "SSL_CERT_FILE": str(self.tls.ca)})
         return env
 
+    @property
+    def s3_pid(self) -> int | None:
+        """The S3 server's process (its CPU is counted with the sandbox's), if one runs."""
+        return self.s3.proc.pid if self.s3 is not None and self.s3.proc is not None else None
+
     def curl_tls(self) -> list[str]:
         """curl's arguments to trust the throw-away CA (curl reads no bundle variable of the AWS tools)."""
         return ["--cacert", str(self.tls.ca)] if self.tls is not None else []

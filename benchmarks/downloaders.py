@@ -29,7 +29,7 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable f
 
 from benchmarks import apibound, report
 from benchmarks.contenders import Contender, Context, available_tools, select
-from benchmarks.measure import RunFailed, Sample, digest_floor, marginal_cpu, median_sample, run_measured, servers_cpu_s
+from benchmarks.measure import RunFailed, Sample, digest_floor, marginal_cpu, median_sample, run_beside_servers
 from benchmarks.servers import BenchOrder, RcloneS3, SetupError, client_verify, place_order, sandbox
 from flowzero.sandbox.tls import TlsFiles, throwaway_ca
 
@@ -101,11 +101,8 @@ def stage_images(order: BenchOrder, folder: Path, tls: TlsFiles | None = None) -
 def _measure(ctx: Context, contender: Contender, tag: str) -> Sample:
     run = contender.prepare(ctx, tag)
     try:
-        s3_pid = ctx.s3.proc.pid if ctx.s3 is not None and ctx.s3.proc is not None else None
-        servers_before = servers_cpu_s(s3_pid)
-        sample = run_measured(run.argv, ctx.order.image_bytes, env=run.env, cwd=ctx.work,
-                              log=ctx.work / "logs" / f"{tag}.log")
-        sample.server_cpu_s = round(servers_cpu_s(s3_pid) - servers_before, 3)
+        sample = run_beside_servers(run.argv, ctx.order.image_bytes, ctx.s3_pid, env=run.env, cwd=ctx.work,
+                                    log=ctx.work / "logs" / f"{tag}.log")
         run.check()
     finally:
         run.cleanup()

@@ -22,6 +22,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 LAUNCHER = Path(__file__).resolve().parent / "launch.py"
 MB = 1_000_000  # throughput and CPU per MB use decimal megabytes (bytes / 1e6); sizes are MiB
@@ -82,6 +83,14 @@ def run_measured(argv: Sequence[str], nbytes: int, env: Mapping[str, str] | None
         raise RunFailed(f"{Path(argv[0]).name} exited with status {figures['status']}: {_tail(log)}")
     return Sample(wall_s=figures["wall_s"], cpu_s=figures["cpu_s"], peak_rss_mib=figures["maxrss_kib"] / 1024,
                   bytes=nbytes, user_s=figures["user_s"], sys_s=figures["sys_s"])
+
+
+def run_beside_servers(argv: Sequence[str], nbytes: int, s3_server_pid: int | None, **kwargs: Any) -> Sample:
+    """:func:`run_measured`, with the servers' CPU during the run in ``server_cpu_s`` (see :func:`servers_cpu_s`)."""
+    before = servers_cpu_s(s3_server_pid)
+    sample = run_measured(argv, nbytes, **kwargs)
+    sample.server_cpu_s = round(servers_cpu_s(s3_server_pid) - before, 3)
+    return sample
 
 
 def process_cpu_s(pid: int) -> float:
