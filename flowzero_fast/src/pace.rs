@@ -135,6 +135,18 @@ fn guard<T>(mutex: &Mutex<T>, block: bool) -> Option<MutexGuard<'_, T>> {
     }
 }
 
+/// The file's exclusive `flock` (another process's counts too); with `block` false, `None` while one is held.
+fn flock(file: &File, block: bool) -> Option<std::io::Result<()>> {
+    if block {
+        return Some(file.lock());
+    }
+    match file.try_lock() {
+        Ok(()) => Some(Ok(())),
+        Err(std::fs::TryLockError::WouldBlock) => None,
+        Err(std::fs::TryLockError::Error(e)) => Some(Err(e)),
+    }
+}
+
 enum Store {
     Memory(Mutex<State>),
     /// Kept open for the batch; every read-modify-write happens under `flock`.
@@ -185,8 +197,9 @@ impl Pacer {
     }
 
     /// Read, change and write the state as one step (under the mutex, and the file lock where shared); the file
-    /// is written only when the state changed. With `block` false, `None` when another thread or process holds
-    /// a lock right now: the caller then waits for it on a blocking thread rather than on the async runtime.
+    /// is written only when its bytes would change (as Python's `Pacer._state`). With `block` false, `None` when
+    /// another thread or process holds a lock right now: the caller then waits for it on a blocking thread rather
+    /// than on the async runtime.
     fn update<T>(
         &self,
         block: bool,
@@ -202,24 +215,16 @@ impl Pacer {
             }
             Store::File(file) => {
                 let file = guard(file, block)?;
-                if block {
-                    if let Err(e) = file.lock() {
-                        return Some(Err(e));
-                    }
-                } else {
-                    match file.try_lock() {
-                        Ok(()) => {}
-                        Err(std::fs::TryLockError::WouldBlock) => return None,
-                        Err(std::fs::TryLockError::Error(e)) => return Some(Err(e)),
-                    }
+                if let Err(e) = flock(&file, block)? {
+                    return Some(Err(e));
                 }
                 let outcome = (|| {
                     let mut bytes = [0u8; 16];
                     let read = file.read_at(&mut bytes, 0)?;
-                    let old = State::decode(&bytes[..read], base);
-                    let (new, out) = change(old);
-                    if new != old || read != bytes.len() {
-                        file.write_all_at(&new.encode(), 0)?;
+                    let (new, out) = change(State::decode(&bytes[..read], base));
+                    let encoded = new.encode();
+                    if bytes[..read] != encoded {
+                        file.write_all_at(&encoded, 0)?;
                     }
                     Ok(out)
                 })();
