@@ -111,8 +111,9 @@ class Pacer:
                 data = os.pread(fd, _RECORD.size, 0)
                 box = [_Spacing.read(data, self.base, self._clock())]
                 yield box
-                if box[0].pack() != data:
-                    os.pwrite(fd, box[0].pack(), 0)
+                packed = box[0].pack()
+                if packed != data:
+                    os.pwrite(fd, packed, 0)
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
 
